@@ -1,0 +1,1 @@
+"""QUAX spectra: DAQ files, spectrum kernel, accumulators, live analysis and message formats."""

@@ -1,0 +1,195 @@
+"""QUAX DAQ files: naming, pairing, validation, memory-mapped reading and slicing.
+
+The DAQ writes a pair of files per acquisition, ``duck_i_NNNNN.dat`` and
+``duck_q_NNNNN.dat``: the I and Q components of the complex baseband signal as
+little-endian float32 samples. Any length is accepted (the task text says 8193·2¹⁰
+samples, the public data set has 2²³); a pair must have equal, non-zero lengths.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "DEFAULT_FS",
+    "DEFAULT_N_FFT",
+    "DEFAULT_N_SAMPLES",
+    "SAMPLE_DTYPE",
+    "DaqFileError",
+    "DaqRecord",
+    "DirectoryScan",
+    "FilePair",
+    "SliceLayout",
+    "pair_paths",
+    "read_pair",
+    "scan_directory",
+    "write_pair",
+]
+
+#: ADC sampling rate of the QUAX DAQ (samples per second, complex).
+DEFAULT_FS = 2.0e6
+#: Samples per FFT slice (3·2¹⁰: 651 Hz bins over the 2 MHz band).
+DEFAULT_N_FFT = 3072
+#: Samples per file in the public QUAX data set (2²³, 32 MiB per file).
+DEFAULT_N_SAMPLES = 2**23
+#: On-disk sample type: little-endian float32.
+SAMPLE_DTYPE = np.dtype("<f4")
+
+_NAME = re.compile(r"^duck_(?P<channel>[iq])_(?P<number>\d{5,})\.dat$")
+
+
+class DaqFileError(Exception):
+    """A DAQ file or pair cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class FilePair:
+    """The I and Q files of one acquisition."""
+
+    number: int
+    i_path: Path
+    q_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryScan:
+    """What a directory holds: complete pairs in file-number order, and what is wrong with the rest."""
+
+    pairs: list[FilePair]
+    problems: list[DaqFileError]
+
+
+@dataclass(frozen=True, slots=True)
+class SliceLayout:
+    """How a file of ``n_samples`` is cut into slices of ``n_fft``; the remainder is dropped."""
+
+    n_samples: int
+    n_fft: int
+
+    def __post_init__(self) -> None:
+        if self.n_fft < 2:
+            raise ValueError(f"n_fft must be at least 2, got {self.n_fft}")
+
+    @property
+    def n_slices(self) -> int:
+        """Complete slices in the file."""
+        return self.n_samples // self.n_fft
+
+    @property
+    def remainder(self) -> int:
+        """Samples after the last complete slice (not analysed)."""
+        return self.n_samples % self.n_fft
+
+
+@dataclass(frozen=True, slots=True)
+class DaqRecord:
+    """The samples of one acquisition, from files (memory-mapped) or from the synthetic DAQ."""
+
+    number: int
+    i: NDArray[np.float32]
+    q: NDArray[np.float32]
+    #: Unix time at which the DAQ finished the file.
+    daq_time: float
+    #: Where the samples come from (the I file's path, or "synthetic").
+    source: str
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per channel."""
+        return int(self.i.shape[0])
+
+    def layout(self, n_fft: int) -> SliceLayout:
+        """The slicing of this record for ``n_fft``."""
+        return SliceLayout(self.n_samples, n_fft)
+
+    def slices(
+        self, n_fft: int, start: int = 0, stop: int | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """I and Q of slices ``start:stop`` as (k, n_fft) views (no copy)."""
+        n = self.layout(n_fft).n_slices
+        stop = n if stop is None else stop
+        if not 0 <= start <= stop <= n:
+            raise ValueError(f"slice range {start}:{stop} outside 0:{n}")
+        lo, hi = start * n_fft, stop * n_fft
+        return self.i[lo:hi].reshape(-1, n_fft), self.q[lo:hi].reshape(-1, n_fft)
+
+
+def pair_paths(directory: Path, number: int) -> tuple[Path, Path]:
+    """Paths of the I and Q files of acquisition ``number`` in ``directory``."""
+    return directory / f"duck_i_{number:05d}.dat", directory / f"duck_q_{number:05d}.dat"
+
+
+def scan_directory(directory: Path) -> DirectoryScan:
+    """Find the DAQ pairs in ``directory``; a file without its partner is a problem, not a stop."""
+    if not directory.is_dir():
+        raise DaqFileError(directory, "not a directory")
+    found: dict[int, dict[str, Path]] = {}
+    for entry in os.scandir(directory):
+        match = _NAME.match(entry.name)
+        if match and entry.is_file():
+            found.setdefault(int(match["number"]), {})[match["channel"]] = Path(entry.path)
+    pairs: list[FilePair] = []
+    problems: list[DaqFileError] = []
+    for number in sorted(found):
+        channels = found[number]
+        if "i" in channels and "q" in channels:
+            pairs.append(FilePair(number, channels["i"], channels["q"]))
+        else:
+            present, missing = ("i", "q") if "i" in channels else ("q", "i")
+            problems.append(
+                DaqFileError(channels[present], f"no {missing.upper()} partner (duck_{missing}_…)")
+            )
+    return DirectoryScan(pairs, problems)
+
+
+def read_pair(pair: FilePair, *, daq_time: float | None = None) -> DaqRecord:
+    """Memory-map a pair after checking that both files are usable and of equal length."""
+    sizes = {path: _checked_size(path) for path in (pair.i_path, pair.q_path)}
+    size_i, size_q = sizes[pair.i_path], sizes[pair.q_path]
+    if size_i != size_q:
+        raise DaqFileError(
+            pair.i_path,
+            f"I has {size_i // 4} samples but {pair.q_path.name} has {size_q // 4}",
+        )
+    if daq_time is None:
+        daq_time = max(path.stat().st_mtime for path in sizes)
+    i = np.memmap(pair.i_path, dtype=SAMPLE_DTYPE, mode="r")
+    q = np.memmap(pair.q_path, dtype=SAMPLE_DTYPE, mode="r")
+    return DaqRecord(number=pair.number, i=i, q=q, daq_time=daq_time, source=str(pair.i_path))
+
+
+def write_pair(directory: Path, number: int, i: NDArray[np.float32], q: NDArray[np.float32]) -> FilePair:
+    """Write one acquisition as the DAQ does (used by the synthetic DAQ and by tests)."""
+    if i.shape != q.shape:
+        raise ValueError(f"I and Q lengths differ: {i.shape} and {q.shape}")
+    i_path, q_path = pair_paths(directory, number)
+    np.asarray(i, dtype=SAMPLE_DTYPE).tofile(i_path)
+    np.asarray(q, dtype=SAMPLE_DTYPE).tofile(q_path)
+    return FilePair(number, i_path, q_path)
+
+
+def _checked_size(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise DaqFileError(path, f"unreadable ({error.strerror})") from error
+    if size == 0:
+        raise DaqFileError(path, "empty file")
+    if size % SAMPLE_DTYPE.itemsize:
+        raise DaqFileError(
+            path, f"size {size} bytes is not a whole number of float32 samples (truncated?)"
+        )
+    if not os.access(path, os.R_OK):
+        raise DaqFileError(path, "unreadable (permission denied)")
+    return size

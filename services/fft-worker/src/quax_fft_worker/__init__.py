@@ -1,0 +1,1 @@
+"""FFT worker for QUAX raw chunks."""

@@ -1,0 +1,1 @@
+"""Producer of QUAX raw chunks."""
