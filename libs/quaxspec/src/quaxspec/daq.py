@@ -41,7 +41,7 @@ DEFAULT_N_SAMPLES = 2**23
 #: On-disk sample type: little-endian float32.
 SAMPLE_DTYPE = np.dtype("<f4")
 
-_NAME = re.compile(r"^duck_(?P<channel>[iq])_(?P<number>\d{5,})\.dat$")
+_NAME = re.compile(r"duck_(?P<channel>[iq])_(?P<number>[0-9]{5,})\.dat")
 
 
 class DaqFileError(Exception):
@@ -135,12 +135,20 @@ def scan_directory(directory: Path) -> DirectoryScan:
     if not directory.is_dir():
         raise DaqFileError(directory, "not a directory")
     found: dict[int, dict[str, Path]] = {}
-    for entry in os.scandir(directory):
-        match = _NAME.match(entry.name)
-        if match and entry.is_file():
-            found.setdefault(int(match["number"]), {})[match["channel"]] = Path(entry.path)
-    pairs: list[FilePair] = []
     problems: list[DaqFileError] = []
+    for entry in os.scandir(directory):
+        match = _NAME.fullmatch(entry.name)
+        if not (match and entry.is_file()):
+            continue
+        channels = found.setdefault(int(match["number"]), {})
+        channel = match["channel"]
+        if channel in channels:
+            problems.append(
+                DaqFileError(entry.path, f"same file number as {channels[channel].name}; skipped")
+            )
+            continue
+        channels[channel] = Path(entry.path)
+    pairs: list[FilePair] = []
     for number in sorted(found):
         channels = found[number]
         if "i" in channels and "q" in channels:

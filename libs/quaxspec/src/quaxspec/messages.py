@@ -108,7 +108,7 @@ class RawChunk(_Origin):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        """Decode and validate; the I and Q arrays are read-only views of ``data``."""
+        """Decode and validate; the I and Q arrays are views of ``data`` (read-only for bytes)."""
         fields, offset = _unpack_header(cls._HEADER, cls.MAGIC, cls.VERSION, data, "raw chunk")
         _, _, run_len, file_number, first, count, total, n_fft, fs, f_lo, daq_time = fields
         run_id, offset = _read_run_id(data, offset, run_len)
@@ -142,6 +142,9 @@ class Partial(_Origin):
             raise ValueError(f"moments have {self.moments.n_bins} bins, not n_fft {self.n_fft}")
         if not 1 <= self.moments.n <= self.total_slices:
             raise ValueError(f"count {self.moments.n} outside 1 … {self.total_slices}")
+        m = self.moments
+        if not (np.isfinite(m.mean).all() and np.isfinite(m.m2).all() and (m.m2 >= 0).all()):
+            raise ValueError("means must be finite and M2 finite and non-negative")
         if not 0 <= self.chunk_id < self.total_slices:
             raise ValueError(f"chunk id {self.chunk_id} outside 0 … {self.total_slices - 1}")
 
@@ -163,7 +166,7 @@ class Partial(_Origin):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        """Decode and validate (means must be finite, M2 finite and non-negative)."""
+        """Decode and validate (means must be finite, M2 finite and non-negative, n ≥ 1)."""
         fields, offset = _unpack_header(cls._HEADER, cls.MAGIC, cls.VERSION, data, "partial")
         _, _, run_len, file_number, chunk_id, total, n_fft, fs, f_lo, daq_time, n = fields
         run_id, offset = _read_run_id(data, offset, run_len)
@@ -172,8 +175,6 @@ class Partial(_Origin):
         _expect_length(data, offset + 2 * n_fft * _F8.itemsize, "partial")
         mean = np.frombuffer(data, _F8, n_fft, offset).astype(np.float64)
         m2 = np.frombuffer(data, _F8, n_fft, offset + n_fft * _F8.itemsize).astype(np.float64)
-        if not (np.isfinite(mean).all() and np.isfinite(m2).all() and (m2 >= 0).all()):
-            raise MessageDecodeError("partial holds non-finite means or negative/non-finite M2")
         if n < 1:
             raise MessageDecodeError(f"partial declares count {n}")
         return _build(
