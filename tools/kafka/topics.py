@@ -1,4 +1,4 @@
-"""Create the project's Kafka topics (quaxspec.topics) on a broker; existing topics are left as they are."""
+"""Create the project's Kafka topics (quaxspec.topics) on a broker; existing ones are kept."""
 
 from __future__ import annotations
 

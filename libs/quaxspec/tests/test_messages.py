@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from quaxspec.messages import MessageDecodeError, Partial, RawChunk
 from quaxspec.moments import Moments
 

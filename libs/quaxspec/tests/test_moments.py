@@ -26,7 +26,8 @@ def test_random_partitions_merged_in_random_order_match_numpy(seed):
     merged = Moments.merge_all(parts[k] for k in order)
 
     assert merged.n == len(data)
-    assert merged.n.dtype == np.int64 and merged.mean.dtype == np.float64
+    assert merged.n.dtype == np.int64
+    assert merged.mean.dtype == np.float64
     np.testing.assert_allclose(merged.mean, data.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(merged.variance, data.var(axis=0, ddof=1), rtol=1e-12)
 
@@ -37,7 +38,9 @@ def test_tree_and_sequential_merges_agree_and_empty_is_the_identity():
     parts = [Moments.of(chunk) for chunk in np.split(data, 16)]
     while len(parts) > 1:  # pairwise tree, as partials meet in the aggregator
         parts = [a.merge(b) for a, b in zip(parts[::2], parts[1::2], strict=True)]
-    sequential = Moments.merge_all([Moments.empty(97), *(Moments.of(c) for c in np.split(data, 16))])
+    sequential = Moments.merge_all(
+        [Moments.empty(97), *(Moments.of(c) for c in np.split(data, 16))]
+    )
     np.testing.assert_allclose(parts[0].mean, sequential.mean, rtol=1e-13)
     np.testing.assert_allclose(parts[0].m2, sequential.m2, rtol=1e-12)
     assert Moments.empty(97).merge(parts[0]) is parts[0]
@@ -59,6 +62,7 @@ def test_std_sem_and_spectral_kurtosis():
 
 def test_statistics_of_fewer_than_two_slices_are_undefined_not_zero():
     one = Moments.of(np.ones((1, 4)))
-    assert np.isnan(one.std).all() and np.isnan(one.sem).all()
+    assert np.isnan(one.std).all()
+    assert np.isnan(one.sem).all()
     with pytest.raises(ValueError, match="cannot merge"):
         one.merge(Moments.empty(5))

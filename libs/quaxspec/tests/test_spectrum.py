@@ -49,7 +49,8 @@ def test_file_mean_equals_welch_and_std_equals_per_slice_std(tmp_path, n_fft, n_
     np.testing.assert_allclose(
         moments.std, np.fft.fftshift(per_slice, axes=0).std(axis=1, ddof=1), rtol=1e-5
     )
-    assert moments.mean.dtype == np.float64 and moments.m2.dtype == np.float64
+    assert moments.mean.dtype == np.float64
+    assert moments.m2.dtype == np.float64
     assert isinstance(moments.n, np.int64)
 
 

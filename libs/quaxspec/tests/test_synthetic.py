@@ -16,7 +16,8 @@ def test_seeded_files_are_reproducible_and_independent():
     a1, _ = daq.samples(1)
     a2, _ = daq.samples(1)
     b, _ = daq.samples(2)
-    assert a1.dtype == np.float32 and a1.shape == (N_FFT * 10,)
+    assert a1.dtype == np.float32
+    assert a1.shape == (N_FFT * 10,)
     np.testing.assert_array_equal(a1, a2)
     assert abs(np.corrcoef(a1, b)[0, 1]) < 0.05
     assert not np.array_equal(SyntheticDaq(seed=6, n_samples=N_FFT * 10).samples(1)[0], a1)

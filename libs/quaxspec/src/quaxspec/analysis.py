@@ -160,7 +160,7 @@ def analyse(
 
 
 def baseline_efficiency(config: AnalysisConfig, *, bin_width_hz: float) -> float:
-    """η: the matched-filter significance a line keeps once the baseline fit has absorbed part of it."""
+    """η: the share of a line's matched-filter significance that survives the baseline fit."""
     response = _FilterResponse.of(config, bin_width_hz=bin_width_hz)
     return (1.0 - response.absorbed) / response.noise_gain
 
@@ -184,7 +184,8 @@ def expected_significance(
     fractions = maxwellian_bin_fractions(fwhm_bins, onset_offset=onset_offset)
     padded = np.concatenate([np.zeros(template.size), fractions, np.zeros(template.size)])
     overlap = float(np.max(np.correlate(padded, template, mode="valid")))
-    return baseline_efficiency(config, bin_width_hz=bin_width_hz) * overlap * strength * np.sqrt(n)
+    eta = baseline_efficiency(config, bin_width_hz=bin_width_hz)
+    return eta * overlap * strength * float(np.sqrt(n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,4 +225,7 @@ def _peaks_above(values: NDArray[np.float64], threshold: float) -> list[int]:
     if not above.any():
         return []
     edges = np.flatnonzero(np.diff(np.concatenate([[False], above, [False]]).astype(np.int8)))
-    return [int(start + np.argmax(values[start:stop])) for start, stop in zip(edges[::2], edges[1::2])]
+    return [
+        int(start + np.argmax(values[start:stop]))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True)
+    ]

@@ -64,7 +64,7 @@ class FilePair:
 
 @dataclass(frozen=True, slots=True)
 class DirectoryScan:
-    """What a directory holds: complete pairs in file-number order, and what is wrong with the rest."""
+    """A directory's complete pairs, in file-number order, and what is wrong with the rest."""
 
     pairs: list[FilePair]
     problems: list[DaqFileError]
@@ -177,7 +177,9 @@ def read_pair(pair: FilePair, *, daq_time: float | None = None) -> DaqRecord:
     return DaqRecord(number=pair.number, i=i, q=q, daq_time=daq_time, source=str(pair.i_path))
 
 
-def write_pair(directory: Path, number: int, i: NDArray[np.float32], q: NDArray[np.float32]) -> FilePair:
+def write_pair(
+    directory: Path, number: int, i: NDArray[np.float32], q: NDArray[np.float32]
+) -> FilePair:
     """Write one acquisition as the DAQ does (used by the synthetic DAQ and by tests)."""
     if i.shape != q.shape:
         raise ValueError(f"I and Q lengths differ: {i.shape} and {q.shape}")

@@ -46,7 +46,8 @@ def maxwellian_density(
     """Lineshape density g(ν) in 1/Hz (integrates to 1) for a line starting at ``onset_hz``."""
     theta = fwhm_hz / FWHM_PER_THETA
     x = np.clip((np.asarray(frequency, dtype=np.float64) - onset_hz) / theta, 0.0, None)
-    return 2.0 / np.sqrt(np.pi) * np.sqrt(x) * np.exp(-x) / theta
+    density = 2.0 / np.sqrt(np.pi) * np.sqrt(x) * np.exp(-x) / theta
+    return np.asarray(density, dtype=np.float64)
 
 
 def maxwellian_bin_fractions(fwhm_bins: float, *, onset_offset: float = 0.0) -> NDArray[np.float64]:

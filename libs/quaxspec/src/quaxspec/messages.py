@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,8 +83,10 @@ class RawChunk(_Origin):
     def __post_init__(self) -> None:
         self._check()
         if self.i.shape != self.q.shape or self.i.ndim != 2 or self.i.shape[1] != self.n_fft:
-            raise ValueError(f"I {self.i.shape} and Q {self.q.shape} must be (slices, {self.n_fft})")
-        if not (0 <= self.first_slice and self.first_slice + self.n_slices <= self.total_slices):
+            raise ValueError(
+                f"I {self.i.shape} and Q {self.q.shape} must be (slices, {self.n_fft})"
+            )
+        if not (self.first_slice >= 0 and self.first_slice + self.n_slices <= self.total_slices):
             raise ValueError(
                 f"slices {self.first_slice}+{self.n_slices} exceed the file's {self.total_slices}"
             )
@@ -191,7 +193,7 @@ def _padded(run_id: str) -> bytes:
 
 def _unpack_header(
     header: struct.Struct, magic: bytes, version: int, data: bytes, kind: str
-) -> tuple[tuple[object, ...], int]:
+) -> tuple[tuple[Any, ...], int]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MessageDecodeError(f"{kind}: expected bytes, got {type(data).__name__}")
     if len(data) < header.size:
@@ -200,12 +202,13 @@ def _unpack_header(
     if fields[0] != magic:
         raise MessageDecodeError(f"not a {kind}: magic {fields[0]!r}, expected {magic!r}")
     if fields[1] != version:
-        raise MessageDecodeError(f"{kind}: unsupported version {fields[1]} (this build reads {version})")
+        raise MessageDecodeError(
+            f"{kind}: unsupported version {fields[1]} (this build reads {version})"
+        )
     return fields, header.size
 
 
-def _read_run_id(data: bytes, offset: int, length: object) -> tuple[str, int]:
-    assert isinstance(length, int)
+def _read_run_id(data: bytes, offset: int, length: int) -> tuple[str, int]:
     end = offset + length + (-length % 8)
     if length < 1 or len(data) < end:
         raise MessageDecodeError(f"run id of {length} bytes does not fit the message")

@@ -94,7 +94,7 @@ class Moments:
 
     @property
     def spectral_kurtosis(self) -> NDArray[np.float64]:
-        """Spectral kurtosis estimate (Nita & Gary 2010) from the same moments: 1 for Gaussian noise.
+        """Spectral kurtosis (Nita & Gary 2010) from the same moments: 1 for Gaussian noise.
 
         With S1 = Σp = n·mean and S2 = Σp² = M2 + n·mean², the unbiased estimator
         (n+1)/(n−1)·(n·S2/S1² − 1) reduces to (n+1)/(n−1)·M2/(n·mean²). A steady tone

@@ -80,31 +80,22 @@ class SpectrumKernel:
         """
         i2, q2 = self._as_slices(i), self._as_slices(q)
         k = i2.shape[0]
+        mean = np.empty(self.n_fft)
+        m2 = np.empty(self.n_fft)
         with self._lock:
-            plan = self._plan(k)
-            buffer = plan.input_array
-            _interleave(i2, q2, buffer)
-            plan()
-            shift = np.empty(self.n_fft)
-            sums = np.zeros(self.n_fft)
-            squares = np.zeros(self.n_fft)
-            _power_sums(buffer, shift, sums, squares)
-        mean = shift + sums / k
-        if not np.isfinite(mean).all():
+            plan = self.plan(k)
+            _interleave(i2, q2, plan.input_array)
+            plan.execute()
+            finite = _moments(plan.output_array, self._scale, mean, m2)
+        if not finite:
             raise NonFiniteSamplesError(f"{k} slices hold NaN or infinite samples")
-        m2 = np.maximum(squares - sums * sums / k, 0.0)
-        scale = self._scale
-        return Moments(
-            np.int64(k),
-            np.fft.fftshift(mean) * scale,
-            np.fft.fftshift(m2) * (scale * scale),
-        )
+        return Moments(np.int64(k), mean, m2)
 
     def power(self, i: NDArray[np.float32], q: NDArray[np.float32]) -> NDArray[np.float32]:
         """Per-slice PSD (k, n_fft), fftshifted: for inspection; the stream uses :meth:`moments`."""
         i2, q2 = self._as_slices(i), self._as_slices(q)
         with self._lock:
-            plan = self._plan(i2.shape[0])
+            plan = self.plan(i2.shape[0])
             _interleave(i2, q2, plan.input_array)
             spectra = plan()
             power = (spectra.real**2 + spectra.imag**2) * np.float32(self._scale)
@@ -131,7 +122,8 @@ class SpectrumKernel:
             raise ValueError(f"{array.size} samples is not a whole number (≥ 1) of {self.n_fft}")
         return array.reshape(-1, self.n_fft)
 
-    def _plan(self, k: int) -> pyfftw.FFTW:
+    def plan(self, k: int) -> pyfftw.FFTW:
+        """The in-place FFT plan for batches of ``k`` slices (made on first use, then reused)."""
         plan = self._plans.get(k)
         if plan is None:
             buffer = pyfftw.empty_aligned((k, self.n_fft), dtype=np.complex64)
@@ -157,15 +149,19 @@ def _interleave(
             out[row, col] = complex(i[row, col], q[row, col])
 
 
-# No fast-math "nnan/ninf": a NaN sample must reach the sums, where the caller sees it.
+# No fast-math "nnan/ninf": a NaN sample must reach the sums, where it is detected.
 @numba.njit(cache=True, nogil=True, fastmath={"contract", "arcp", "nsz"})
-def _power_sums(
+def _moments(
     spectra: NDArray[np.complex64],
-    shift: NDArray[np.float64],
-    sums: NDArray[np.float64],
-    squares: NDArray[np.float64],
-) -> None:  # pragma: no cover - compiled
+    scale: float,
+    mean: NDArray[np.float64],
+    m2: NDArray[np.float64],
+) -> bool:  # pragma: no cover - compiled
+    """Fill fftshifted mean and M2 of scale·|spectra|² over the rows; False if not finite."""
     k, n = spectra.shape
+    shift = np.empty(n)
+    sums = np.zeros(n)
+    squares = np.zeros(n)
     for col in range(n):
         v = spectra[0, col]
         shift[col] = np.float64(v.real) * v.real + np.float64(v.imag) * v.imag
@@ -175,3 +171,12 @@ def _power_sums(
             d = np.float64(v.real) * v.real + np.float64(v.imag) * v.imag - shift[col]
             sums[col] += d
             squares[col] += d * d
+    finite = True
+    half = n // 2
+    for col in range(n):
+        out = (col + half) % n  # fftshift: DC moves to index n // 2
+        centre = shift[col] + sums[col] / k
+        finite &= np.isfinite(centre)
+        mean[out] = centre * scale
+        m2[out] = max(squares[col] - sums[col] * sums[col] / k, 0.0) * scale * scale
+    return finite

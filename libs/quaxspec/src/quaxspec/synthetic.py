@@ -1,4 +1,4 @@
-"""A synthetic QUAX DAQ: seeded complex baseband noise with a realistic baseline and an optional axion line.
+"""A synthetic QUAX DAQ: seeded baseband noise with a realistic baseline and an optional axion line.
 
 The power spectral density of the generated signal is
 
@@ -30,7 +30,7 @@ __all__ = ["AxionLine", "Baseline", "SyntheticDaq"]
 class AxionLine:
     """An axion-like line injected as extra power spectral density."""
 
-    #: Baseband frequency of the line onset ν_a − f_LO (Hz); the Maxwellian peak lies 0.28 FWHM above.
+    #: Baseband frequency of the line onset ν_a − f_LO (Hz); the peak lies 0.28 FWHM above it.
     frequency_hz: float
     #: Total line power over the noise power in one analysis bin.
     strength: float
@@ -108,7 +108,7 @@ class SyntheticDaq:
         """The I and Q samples of file ``number`` (float32, n_samples each)."""
         length = scipy.fft.next_fast_len(self.n_samples)
         rng = np.random.default_rng([self.seed, number])
-        freq = np.fft.fftfreq(length, d=1.0 / self.fs)
+        freq = np.asarray(np.fft.fftfreq(length, d=1.0 / self.fs), dtype=np.float64)
         # A complex Gaussian spectrum with E|Z_k|² = L·fs·S(f_k) gives, after ifft (which
         # divides by L), a time series whose two-sided PSD is S(f).
         amplitude = np.sqrt(self.psd(freq) * self.fs * length / 2.0).astype(np.float32)
@@ -120,7 +120,9 @@ class SyntheticDaq:
     def record(self, number: int) -> DaqRecord:
         """File ``number`` as an in-memory DAQ record."""
         i, q = self.samples(number)
-        return DaqRecord(number=number, i=i, q=q, daq_time=self.file_time(number), source="synthetic")
+        return DaqRecord(
+            number=number, i=i, q=q, daq_time=self.file_time(number), source="synthetic"
+        )
 
     def records(self, count: int, *, first: int = 0) -> Iterator[DaqRecord]:
         """``count`` consecutive files starting at ``first``."""

@@ -1,1 +1,1 @@
-"""REST, WebSocket and dashboard service for QUAX spectra (the FastAPI service is built on the shared library)."""
+"""REST, WebSocket and dashboard service for QUAX spectra."""

@@ -1,0 +1,73 @@
+# quax-stream: the targets the README and CI call. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA := tools/kafka/kafka.sh
+DEMO_DIR ?= data/demo
+DEMO_FILES ?= 8
+
+# uv uses this machine's Python 3.11 and never downloads an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: help setup kafka-install kafka-up kafka-down test test-fast lint format demo bench bench-kernel clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --all-packages
+	touch $@
+
+setup: $(VENV)/.synced ## Create the virtualenv with every package (uv from PyPI)
+
+kafka-install: ## Resolve the Apache Kafka broker's jars from Maven Central
+	$(KAFKA) install
+
+kafka-up: setup kafka-install ## Start the local broker on 127.0.0.1:9092 and create the topics
+	$(KAFKA) start
+	$(KAFKA) topics
+
+kafka-down: ## Stop the local broker
+	$(KAFKA) stop
+
+test: setup kafka-install lint ## Lint, then run every test (the real-broker tests start their own broker)
+	$(BIN)/pytest
+
+test-fast: setup ## Run the tests that need neither Kafka nor minutes
+	$(BIN)/pytest -m "not kafka and not slow"
+
+lint: setup ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Format and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+demo: setup ## Synthetic DAQ files with an axion-like line, through the kernel, per-file and run results
+	@if [[ ! -f $(DEMO_DIR)/duck_q_$$(printf '%05d' $$(($(DEMO_FILES) - 1))).dat ]]; then \
+		$(BIN)/quax-producer generate $(DEMO_DIR) --files $(DEMO_FILES) --seed 1 \
+			--line-frequency 250e3 --line-strength 0.3; fi
+	$(BIN)/quax-fft-worker offline $(DEMO_DIR) --save $(DEMO_DIR)/run.npz
+
+bench: bench-kernel ## Run every benchmark and record the results in docs/benchmarks.md
+
+bench-kernel: setup ## Kernel speed against the bare FFT and numpy (docs/benchmarks.md)
+	$(BIN)/python bench/kernel.py
+
+clean: ## Remove the virtualenv, tools, broker data and demo data
+	-$(KAFKA) stop
+	rm -rf $(VENV) $(TOOLS) .kafka data tools/kafka/lib
