@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,14 @@ class LocalKafka:
             text=True,
             timeout=180,
         )
+
+    def create_topics(self, prefix: str = "") -> None:
+        """Create the project's topics, each name preceded by ``prefix``."""
+        subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "kafka" / "topics.py"),
+             "--bootstrap", self.bootstrap, "--prefix", prefix],
+            check=True, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
 
     @classmethod
     def fresh(cls, directory: Path) -> LocalKafka:

@@ -14,20 +14,21 @@ from quaxspec.topics import ALL_TOPICS
 app = typer.Typer(add_completion=False)
 
 
-async def create_topics(bootstrap: str, replication: int) -> list[str]:
-    """Create every missing topic; return the names created."""
+async def create_topics(bootstrap: str, replication: int, prefix: str = "") -> list[str]:
+    """Create every missing topic (names preceded by ``prefix``); return the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in ALL_TOPICS if spec.name not in existing]
+        missing = [spec for spec in ALL_TOPICS if prefix + spec.name not in existing]
         for spec in missing:
-            topic = NewTopic(spec.name, spec.partitions, replication, topic_configs=spec.config)
+            name = prefix + spec.name
+            topic = NewTopic(name, spec.partitions, replication, topic_configs=spec.config)
             try:
                 await admin.create_topics([topic])
             except TopicAlreadyExistsError:
                 continue
-        return [spec.name for spec in missing]
+        return [prefix + spec.name for spec in missing]
     finally:
         await admin.close()
 
@@ -36,12 +37,14 @@ async def create_topics(bootstrap: str, replication: int) -> list[str]:
 def main(
     bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
     replication: Annotated[int, typer.Option(help="Replication factor.")] = 1,
+    prefix: Annotated[str, typer.Option(help="Prefix of every topic name.")] = "",
 ) -> None:
     """Create the quax topics with their partitions, retention and size limits."""
-    created = asyncio.run(create_topics(bootstrap, replication))
+    created = asyncio.run(create_topics(bootstrap, replication, prefix))
     for spec in ALL_TOPICS:
-        state = "created" if spec.name in created else "exists"
-        typer.echo(f"topic {spec.name:16s} {spec.partitions} partitions  {state}")
+        name = prefix + spec.name
+        state = "created" if name in created else "exists"
+        typer.echo(f"topic {name:16s} {spec.partitions} partitions  {state}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Fixtures for the tests that cross services: a real local Apache Kafka broker."""
+"""Fixtures shared by every test directory: a real local Apache Kafka broker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from localkafka import LocalKafka
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    """One broker for the whole session, with the project's topics created."""
+    """One broker for the whole session, with the project's topics created (no prefix).
+
+    Tests that need topics of their own call ``kafka.create_topics(prefix)``.
+    """
     broker = LocalKafka.fresh(tmp_path_factory.mktemp("kafka"))
     broker.run("start")
     try:
