@@ -32,7 +32,8 @@ bin response (lineshape.maxwellian_bin_fractions) and η ≈ 0.77, 0.88, 0.95 fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -121,13 +122,14 @@ def analyse(
     power = np.asarray(mean, dtype=np.float64)
     if power.ndim != 1 or power.shape != frequency.shape:
         raise ValueError("mean and frequency must be 1-D arrays of equal length")
-    if power.size <= config.baseline_window:
-        raise ValueError(
-            f"{power.size} bins is too few for a {config.baseline_window}-bin baseline window"
-        )
     if n < 1:
         raise ValueError("the spectrum must average at least one slice")
-    baseline = savgol_filter(power, config.baseline_window, config.baseline_order, mode="interp")
+    # A spectrum narrower than the window gets the widest odd window that fits.
+    window = min(config.baseline_window, power.size - 1 - power.size % 2)
+    if window <= config.baseline_order:
+        raise ValueError(f"{power.size} bins is too few for a degree-{config.baseline_order} fit")
+    config = replace(config, baseline_window=window)
+    baseline = savgol_filter(power, window, config.baseline_order, mode="interp")
     excess = power / baseline - 1.0
     root_n = np.sqrt(float(n))
     excess_sigma = excess * root_n
@@ -199,7 +201,9 @@ class _FilterResponse:
     noise_gain: float
 
     @classmethod
+    @lru_cache(maxsize=32)
     def of(cls, config: AnalysisConfig, *, bin_width_hz: float) -> _FilterResponse:
+        """The response for a configuration (cached: it is the same for every spectrum)."""
         template = line_template(config.line_fwhm_hz / bin_width_hz)
         # The smoother is shift-invariant and symmetric away from the edges: apply it to the
         # template placed in the middle of a long enough stretch of zeros.

@@ -27,7 +27,15 @@ from numpy.typing import NDArray
 
 from quaxspec.moments import Moments
 
-__all__ = ["MAX_N_FFT", "MessageDecodeError", "Partial", "RawChunk"]
+__all__ = [
+    "MAX_N_FFT",
+    "CloseFile",
+    "MessageDecodeError",
+    "Partial",
+    "RawChunk",
+    "SkippedChunk",
+    "decode_partials_topic",
+]
 
 #: Largest FFT length a message may declare (guards against absurd allocations).
 MAX_N_FFT = 1 << 20
@@ -184,6 +192,90 @@ class Partial(_Origin):
             n_fft=n_fft, fs=fs, f_lo=f_lo, daq_time=daq_time,
             moments=Moments(np.int64(n), mean, m2),
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class SkippedChunk(_Origin):
+    """A chunk a worker could not use (non-finite samples): its slices will never arrive.
+
+    Sent on the partials topic so that the aggregator can finish the file at once,
+    flagged incomplete, instead of waiting for the file timeout.
+    """
+
+    MAGIC: ClassVar[bytes] = b"QXSK"
+    VERSION: ClassVar[int] = 1
+    _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHIIIII4xddd")
+
+    chunk_id: int
+    n_slices: int
+
+    def __post_init__(self) -> None:
+        self._check()
+        if self.chunk_id < 0 or not 1 <= self.n_slices <= self.total_slices - self.chunk_id:
+            raise ValueError(
+                f"slices {self.chunk_id}+{self.n_slices} exceed the file's {self.total_slices}"
+            )
+
+    def to_bytes(self) -> bytes:
+        """Encode."""
+        header = self._HEADER.pack(
+            self.MAGIC, self.VERSION, len(self.run_id.encode()), self.file_number,
+            self.chunk_id, self.n_slices, self.total_slices, self.n_fft,
+            self.fs, self.f_lo, self.daq_time,
+        )  # fmt: skip
+        return header + _padded(self.run_id)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode and validate."""
+        fields, offset = _unpack_header(cls._HEADER, cls.MAGIC, cls.VERSION, data, "skip")
+        _, _, run_len, file_number, chunk_id, count, total, n_fft, fs, f_lo, daq_time = fields
+        run_id, end = _read_run_id(data, offset, run_len)
+        _expect_length(data, end, "skip")
+        return _build(
+            cls, run_id=run_id, file_number=file_number, chunk_id=chunk_id, n_slices=count,
+            total_slices=total, n_fft=n_fft, fs=fs, f_lo=f_lo, daq_time=daq_time,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseFile:
+    """A request to close a file that has stopped receiving chunks (sent on the partials topic).
+
+    The aggregator's timer sends it, keyed by run, so that the close is applied in the
+    same partition, and the same order, as the file's partials.
+    """
+
+    MAGIC: ClassVar[bytes] = b"QXCF"
+    VERSION: ClassVar[int] = 1
+    _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHI")
+
+    run_id: str
+    file_number: int
+
+    def to_bytes(self) -> bytes:
+        """Encode."""
+        run = self.run_id.encode()
+        header = self._HEADER.pack(self.MAGIC, self.VERSION, len(run), self.file_number)
+        return header + _padded(self.run_id)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode and validate."""
+        fields, offset = _unpack_header(cls._HEADER, cls.MAGIC, cls.VERSION, data, "close")
+        run_id, end = _read_run_id(data, offset, fields[2])
+        _expect_length(data, end, "close")
+        return cls(run_id=run_id, file_number=fields[3])
+
+
+def decode_partials_topic(data: bytes) -> Partial | SkippedChunk | CloseFile:
+    """Decode a message of the partials topic: partials, skipped chunks and close requests."""
+    magic = bytes(data[:4])
+    if magic == CloseFile.MAGIC:
+        return CloseFile.from_bytes(data)
+    if magic == SkippedChunk.MAGIC:
+        return SkippedChunk.from_bytes(data)
+    return Partial.from_bytes(data)
 
 
 def _padded(run_id: str) -> bytes:

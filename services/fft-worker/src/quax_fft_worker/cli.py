@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from quax_fft_worker.main import run_worker
 from quax_fft_worker.offline import process_directory
+from quax_fft_worker.settings import FftWorkerSettings
 from quaxspec.analysis import AnalysisConfig
 from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT
 
@@ -17,6 +19,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 @app.callback()
 def main() -> None:
     """FFT worker for QUAX raw chunks."""
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust FFT worker (settings from QUAX_FFT_WORKER_* and QUAX_KAFKA_* variables)."""
+    run_worker(FftWorkerSettings())
 
 
 @app.command()

@@ -1,0 +1,279 @@
+"""Output messages: per-file spectra (quax.spectra) and per-run spectra with analysis (quax.runs).
+
+They are JSON documents, so that any client reads them without this library; arrays
+are lists of numbers (float64 printed to round-trip exactly) and a missing value (an
+undefined std of a single slice, a matched-filter bin where no whole line fits) is
+null. docs/messages.md describes every field; the ``schema`` field names the type and
+version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quaxspec.aggregation import FileAccumulator, RunAccumulator
+from quaxspec.analysis import AnalysisConfig, Candidate, SpectrumAnalysis
+from quaxspec.messages import MessageDecodeError
+from quaxspec.spectrum import frequency_axis
+
+__all__ = ["FILE_SCHEMA", "RUN_SCHEMA", "FileSpectrum", "RunSpectrum"]
+
+FILE_SCHEMA = "quax.file-spectrum/1"
+RUN_SCHEMA = "quax.run-spectrum/1"
+UNITS = "V^2/Hz"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class _Axis:
+    n_fft: int
+    fs: float
+    f_lo: float
+
+    @property
+    def frequency_hz(self) -> NDArray[np.float64]:
+        """Absolute frequency of every bin (Hz)."""
+        return frequency_axis(self.n_fft, self.fs, self.f_lo)
+
+    def _axis_json(self) -> dict[str, Any]:
+        return {
+            "n_fft": self.n_fft,
+            "fs_hz": self.fs,
+            "f_lo_hz": self.f_lo,
+            "bin_width_hz": self.fs / self.n_fft,
+            "frequency_hz": _list(self.frequency_hz),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class FileSpectrum(_Axis):
+    """The averaged spectrum of one DAQ file."""
+
+    run_id: str
+    file_number: int
+    #: Slices averaged, and the slices the file has (equal unless it was closed incomplete).
+    count: int
+    expected_count: int
+    #: Redelivered chunks that were recognised and not counted again.
+    duplicates: int
+    daq_time: float
+    emitted_time: float
+    mean: NDArray[np.float64]
+    std: NDArray[np.float64]
+    spectral_kurtosis: NDArray[np.float64]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every slice of the file is in the spectrum."""
+        return self.count == self.expected_count
+
+    @classmethod
+    def of(cls, file: FileAccumulator, *, emitted_time: float) -> Self:
+        """The spectrum of a closed file accumulator."""
+        m = file.moments
+        mean = m.mean if m.n else np.full(file.n_fft, np.nan)
+        return cls(
+            run_id=file.run_id, file_number=file.file_number, n_fft=file.n_fft, fs=file.fs,
+            f_lo=file.f_lo, count=int(m.n), expected_count=file.total_slices,
+            duplicates=file.duplicates, daq_time=file.daq_time, emitted_time=emitted_time,
+            mean=mean, std=m.std, spectral_kurtosis=m.spectral_kurtosis,
+        )  # fmt: skip
+
+    def to_bytes(self) -> bytes:
+        """Encode as UTF-8 JSON."""
+        document = {
+            "schema": FILE_SCHEMA,
+            "run_id": self.run_id,
+            "file_number": self.file_number,
+            "complete": self.complete,
+            "count": self.count,
+            "expected_count": self.expected_count,
+            "duplicates": self.duplicates,
+            "daq_time": self.daq_time,
+            "emitted_time": self.emitted_time,
+            "units": UNITS,
+            "axis": self._axis_json(),
+            "mean": _list(self.mean),
+            "std": _list(self.std),
+            "spectral_kurtosis": _list(self.spectral_kurtosis),
+        }
+        return json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode and validate."""
+        doc = _load(data, FILE_SCHEMA)
+        try:
+            axis = doc["axis"]
+            n_fft = int(axis["n_fft"])
+            return cls(
+                run_id=str(doc["run_id"]), file_number=int(doc["file_number"]),
+                n_fft=n_fft, fs=float(axis["fs_hz"]), f_lo=float(axis["f_lo_hz"]),
+                count=int(doc["count"]), expected_count=int(doc["expected_count"]),
+                duplicates=int(doc["duplicates"]), daq_time=float(doc["daq_time"]),
+                emitted_time=float(doc["emitted_time"]), mean=_array(doc["mean"], n_fft),
+                std=_array(doc["std"], n_fft),
+                spectral_kurtosis=_array(doc["spectral_kurtosis"], n_fft),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as error:
+            raise MessageDecodeError(f"file spectrum: bad or missing field: {error}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class RunSpectrum(_Axis):
+    """The cumulative spectrum of a run and its live analysis."""
+
+    run_id: str
+    files: int
+    incomplete_files: int
+    duplicates: int
+    slices: int
+    first_daq_time: float
+    last_daq_time: float
+    last_file: int
+    emitted_time: float
+    mean: NDArray[np.float64]
+    sem: NDArray[np.float64]
+    baseline: NDArray[np.float64]
+    excess_sigma: NDArray[np.float64]
+    matched_sigma: NDArray[np.float64]
+    radiometer_ratio: float
+    config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        run: RunAccumulator,
+        analysis: SpectrumAnalysis,
+        *,
+        config: AnalysisConfig,
+        emitted_time: float,
+    ) -> Self:
+        """The message for a run accumulator and the analysis of its mean spectrum."""
+        return cls(
+            run_id=run.run_id, n_fft=run.n_fft, fs=run.fs, f_lo=run.f_lo, files=len(run.files),
+            incomplete_files=run.incomplete_files, duplicates=run.duplicates,
+            slices=int(run.moments.n), first_daq_time=run.first_daq_time,
+            last_daq_time=run.last_daq_time, last_file=run.last_file,
+            emitted_time=emitted_time, mean=run.moments.mean, sem=run.moments.sem,
+            baseline=analysis.baseline, excess_sigma=analysis.excess_sigma,
+            matched_sigma=analysis.matched_sigma, radiometer_ratio=analysis.radiometer_ratio,
+            config=config, candidates=list(analysis.candidates),
+        )  # fmt: skip
+
+    def to_bytes(self) -> bytes:
+        """Encode as UTF-8 JSON."""
+        config = self.config
+        document = {
+            "schema": RUN_SCHEMA,
+            "run_id": self.run_id,
+            "files": self.files,
+            "incomplete_files": self.incomplete_files,
+            "duplicates": self.duplicates,
+            "slices": self.slices,
+            "first_daq_time": self.first_daq_time,
+            "last_daq_time": self.last_daq_time,
+            "last_file": self.last_file,
+            "emitted_time": self.emitted_time,
+            "units": UNITS,
+            "axis": self._axis_json(),
+            "mean": _list(self.mean),
+            "sem": _list(self.sem),
+            "analysis": {
+                "baseline": _list(self.baseline),
+                "excess_sigma": _list(self.excess_sigma),
+                "matched_sigma": _list(self.matched_sigma),
+                "radiometer_ratio": _number(self.radiometer_ratio),
+                "threshold_sigma": config.threshold_sigma,
+                "baseline_window": config.baseline_window,
+                "baseline_order": config.baseline_order,
+                "line_fwhm_hz": config.line_fwhm_hz,
+                "candidates": [
+                    {
+                        "bin": c.bin,
+                        "frequency_hz": c.frequency_hz,
+                        "significance": c.significance,
+                        "excess_sigma": c.excess_sigma,
+                    }
+                    for c in self.candidates
+                ],
+            },
+        }
+        return json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode and validate."""
+        doc = _load(data, RUN_SCHEMA)
+        try:
+            axis, analysis = doc["axis"], doc["analysis"]
+            n_fft = int(axis["n_fft"])
+            config = AnalysisConfig(
+                baseline_window=int(analysis["baseline_window"]),
+                baseline_order=int(analysis["baseline_order"]),
+                threshold_sigma=float(analysis["threshold_sigma"]),
+                line_fwhm_hz=float(analysis["line_fwhm_hz"]),
+            )
+            candidates = [
+                Candidate(
+                    bin=int(c["bin"]),
+                    frequency_hz=float(c["frequency_hz"]),
+                    significance=float(c["significance"]),
+                    excess_sigma=float(c["excess_sigma"]),
+                )
+                for c in analysis["candidates"]
+            ]
+            ratio = analysis["radiometer_ratio"]
+            return cls(
+                run_id=str(doc["run_id"]), n_fft=n_fft, fs=float(axis["fs_hz"]),
+                f_lo=float(axis["f_lo_hz"]), files=int(doc["files"]),
+                incomplete_files=int(doc["incomplete_files"]),
+                duplicates=int(doc["duplicates"]), slices=int(doc["slices"]),
+                first_daq_time=float(doc["first_daq_time"]),
+                last_daq_time=float(doc["last_daq_time"]), last_file=int(doc["last_file"]),
+                emitted_time=float(doc["emitted_time"]), mean=_array(doc["mean"], n_fft),
+                sem=_array(doc["sem"], n_fft), baseline=_array(analysis["baseline"], n_fft),
+                excess_sigma=_array(analysis["excess_sigma"], n_fft),
+                matched_sigma=_array(analysis["matched_sigma"], n_fft),
+                radiometer_ratio=math.nan if ratio is None else float(ratio),
+                config=config, candidates=candidates,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as error:
+            raise MessageDecodeError(f"run spectrum: bad or missing field: {error}") from None
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _list(values: NDArray[np.float64]) -> list[float | None]:
+    array = np.asarray(values, dtype=np.float64)
+    listed: list[float | None] = array.tolist()
+    if not np.isfinite(array).all():
+        listed = [v if math.isfinite(v) else None for v in array.tolist()]
+    return listed
+
+
+def _array(values: Sequence[float | None], n_fft: int) -> NDArray[np.float64]:
+    array = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    if array.shape != (n_fft,):
+        raise ValueError(f"array of {array.size} values where n_fft is {n_fft}")
+    return array
+
+
+def _load(data: bytes, schema: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MessageDecodeError(f"not JSON: {error}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise MessageDecodeError(f"expected schema {schema!r}, got {found!r}")
+    return doc

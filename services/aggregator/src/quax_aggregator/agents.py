@@ -1,0 +1,132 @@
+"""The aggregator's agent (partials and close requests → tables → spectra) and its file timer."""
+
+from __future__ import annotations
+
+import time
+
+import faust
+import structlog
+
+from quax_aggregator.metrics import AggregatorMetrics
+from quax_aggregator.settings import AggregatorSettings
+from quax_aggregator.tables import Tables, file_key
+from quaxspec.deadletter import deadletter_headers
+from quaxspec.merging import Step, apply_close, apply_partial
+from quaxspec.messages import CloseFile, MessageDecodeError, Partial, decode_partials_topic
+from quaxspec.topics import DEADLETTER, PARTIALS, RUNS, SPECTRA
+
+__all__ = ["register_agents"]
+
+log = structlog.get_logger("quax.aggregator")
+
+
+def register_agents(
+    app: faust.App, settings: AggregatorSettings, tables: Tables, metrics: AggregatorMetrics
+) -> None:
+    """Attach the aggregating agent and the timer that closes stalled files."""
+    kafka = settings.kafka
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    partials = app.topic(kafka.topic(PARTIALS), **raw)
+    spectra = app.topic(kafka.topic(SPECTRA), **raw)
+    runs = app.topic(kafka.topic(RUNS), **raw)
+    dead = app.topic(kafka.topic(DEADLETTER), **raw)
+    config = settings.analysis
+    started = time.time()
+
+    async def emit(step: Step) -> None:
+        spectrum = step.file_spectrum
+        if spectrum is None:
+            return
+        key = spectrum.run_id.encode()
+        await spectra.send(key=key, value=spectrum.to_bytes())
+        if step.run_spectrum is not None:
+            await runs.send(key=key, value=step.run_spectrum.to_bytes())
+        metrics.files.labels(complete=str(spectrum.complete).lower()).inc()
+        metrics.latency.observe(max(spectrum.emitted_time - spectrum.daq_time, 0.0))
+        log.info(
+            "Emitted a file spectrum." if spectrum.complete else "Closed an incomplete file.",
+            run_id=spectrum.run_id,
+            file=spectrum.file_number,
+            slices=spectrum.count,
+            expected=spectrum.expected_count,
+        )
+
+    @app.agent(partials, concurrency=1)
+    async def aggregate(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                message = decode_partials_topic(event.value)
+                key = file_key(message.run_id, message.file_number)
+                file, run = (
+                    tables.file(message.run_id, message.file_number),
+                    tables.run(message.run_id),
+                )
+                closing = time.perf_counter()
+                now = time.time()
+                if isinstance(message, CloseFile):
+                    step = apply_close(message, file=file, run=run, now=now, config=config)
+                else:
+                    step = apply_partial(message, file=file, run=run, now=now, config=config)
+            except (MessageDecodeError, ValueError) as error:
+                await reject(event, error)
+                continue
+            await emit(step)
+            if step.file is None:
+                if key in tables.files:
+                    del tables.files[key]
+            else:
+                tables.files[key] = step.file.to_bytes()
+            if step.run is not None:
+                tables.runs[message.run_id.encode()] = step.run.to_bytes()
+            if step.file_spectrum is not None:
+                metrics.analysis_seconds.observe(time.perf_counter() - closing)
+            if step.duplicate:
+                metrics.duplicates.inc()
+                log.info(
+                    "Ignored a redelivered partial.",
+                    run_id=message.run_id,
+                    file=message.file_number,
+                )
+            elif isinstance(message, Partial):
+                metrics.partials.inc()
+                metrics.slices.inc(int(message.moments.n))
+
+    async def reject(event: faust.EventT[bytes], error: Exception) -> None:
+        reason = "undecodable" if isinstance(error, MessageDecodeError) else "inconsistent"
+        message = event.message
+        metrics.rejects.labels(reason=reason).inc()
+        log.warning(
+            "Rejected a partial to the dead-letter topic.",
+            reason=str(error),
+            partition=message.partition,
+            offset=message.offset,
+        )
+        await dead.send(
+            key=event.key,
+            value=event.value,
+            headers=deadletter_headers(
+                reason=str(error),
+                service="aggregator",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            ),
+        )
+
+    @app.timer(interval=settings.close_check_seconds)
+    async def close_stalled() -> None:
+        # Requests go through the partials topic, keyed by run, so they are applied in order
+        # after every partial already there; the clock restarts when this process starts,
+        # so downtime does not count as a file's silence.
+        now = time.time()
+        for file in tables.open_files():
+            if now - max(file.updated, started) > settings.file_timeout_seconds:
+                log.warning(
+                    "Closing a file that stopped receiving chunks.",
+                    run_id=file.run_id,
+                    file=file.file_number,
+                    slices=int(file.moments.n),
+                    expected=file.total_slices,
+                )
+                request = CloseFile(run_id=file.run_id, file_number=file.file_number)
+                await partials.send(key=file.run_id.encode(), value=request.to_bytes())

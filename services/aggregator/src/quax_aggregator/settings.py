@@ -1,0 +1,57 @@
+"""Settings of the aggregator (environment prefix ``QUAX_AGGREGATOR_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quaxspec.analysis import AnalysisConfig
+from quaxspec.settings import KafkaSettings, LoggingSettings
+
+__all__ = ["AggregatorSettings"]
+
+
+class AggregatorSettings(BaseSettings):
+    """How the aggregator connects, stores its tables, closes files and analyses runs."""
+
+    model_config = SettingsConfigDict(env_prefix="QUAX_AGGREGATOR_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    app_id: str = Field(
+        "quax-aggregator", description="Faust app id: consumer group and table changelog names."
+    )
+    store: str = Field(
+        "memory://",
+        description="Table store: memory:// (rebuilt from the changelog at start) or rocksdb://.",
+    )
+    data_dir: Path = Field(
+        Path("/tmp/quax-aggregator"), description="Directory of the table store and Faust state."
+    )
+    metrics_port: int = Field(9102, description="Port of the Prometheus metrics; 0 disables.")
+    file_timeout_seconds: float = Field(
+        60.0, gt=0, description="A file that receives nothing for this long is closed incomplete."
+    )
+    close_check_seconds: float = Field(
+        5.0, gt=0, description="How often open files are checked against the timeout."
+    )
+    commit_interval_seconds: float = Field(
+        1.0, gt=0, description="How often consumed offsets are committed."
+    )
+    stream_buffer: int = Field(64, ge=1, description="Partials an aggregator may prefetch.")
+    baseline_window: int = Field(201, description="Savitzky–Golay baseline window (odd, bins).")
+    baseline_order: int = Field(4, description="Savitzky–Golay polynomial degree.")
+    threshold_sigma: float = Field(3.455, description="Candidate threshold (σ).")
+    line_fwhm_hz: float = Field(4.85e3, gt=0, description="Expected axion line width (Hz).")
+
+    @property
+    def analysis(self) -> AnalysisConfig:
+        """The live-analysis configuration."""
+        return AnalysisConfig(
+            baseline_window=self.baseline_window,
+            baseline_order=self.baseline_order,
+            threshold_sigma=self.threshold_sigma,
+            line_fwhm_hz=self.line_fwhm_hz,
+        )

@@ -1,0 +1,64 @@
+"""The aggregator's tables: open files and runs, as raw bytes of the library's accumulators.
+
+Both are keyed so that they live in the partition of the run's partials (the partials
+topic is keyed by run, and a table's changelog partition follows the event that writes
+it): a run and its files are always owned by the same worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from quaxspec.aggregation import FileAccumulator, RunAccumulator
+from quaxspec.topics import MAX_MESSAGE_BYTES, PARTIALS
+
+__all__ = ["Tables", "file_key"]
+
+
+def file_key(run_id: str, file_number: int) -> bytes:
+    """Key of an open file in the files table."""
+    return f"{run_id}/{file_number}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Typed access to the two tables."""
+
+    files: faust.Table[bytes, bytes]
+    runs: faust.Table[bytes, bytes]
+
+    @classmethod
+    def create(cls, app: faust.App) -> Tables:
+        """Declare the tables on ``app``."""
+        options = {
+            "partitions": PARTIALS.partitions,
+            "key_type": bytes,
+            "value_type": bytes,
+            # Changelogs are compacted by Faust; short segments let compaction keep them
+            # at about one record per open file and per run, even over a weeks-long run.
+            "extra_topic_configs": {
+                "max.message.bytes": str(MAX_MESSAGE_BYTES),
+                "segment.ms": str(3_600_000),
+                "min.cleanable.dirty.ratio": "0.1",
+            },
+        }
+        return cls(
+            files=app.Table("files", default=None, help="Open files by run/file.", **options),
+            runs=app.Table("runs", default=None, help="Run accumulators by run.", **options),
+        )
+
+    def file(self, run_id: str, file_number: int) -> FileAccumulator | None:
+        """The open file, if any."""
+        data = self.files.get(file_key(run_id, file_number))
+        return None if data is None else FileAccumulator.from_bytes(data)
+
+    def run(self, run_id: str) -> RunAccumulator | None:
+        """The run's accumulator, if any file of it was closed."""
+        data = self.runs.get(run_id.encode())
+        return None if data is None else RunAccumulator.from_bytes(data)
+
+    def open_files(self) -> list[FileAccumulator]:
+        """Every open file this worker holds."""
+        return [FileAccumulator.from_bytes(value) for value in self.files.values() if value]

@@ -1,0 +1,116 @@
+"""The FFT agent: raw chunk → spectrum kernel → partial statistics keyed by run."""
+
+from __future__ import annotations
+
+import time
+
+import faust
+import structlog
+
+from quax_fft_worker.metrics import WorkerMetrics
+from quax_fft_worker.settings import FftWorkerSettings
+from quaxspec.deadletter import deadletter_headers
+from quaxspec.messages import MessageDecodeError, Partial, RawChunk, SkippedChunk
+from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
+from quaxspec.topics import DEADLETTER, PARTIALS, RAW
+
+__all__ = ["register_agents"]
+
+log = structlog.get_logger("quax.fft_worker")
+
+
+class _Kernels:
+    """One kernel per (n_fft, fs), so its FFT plans are made once and reused."""
+
+    def __init__(self, settings: FftWorkerSettings) -> None:
+        self._settings = settings
+        self._kernels: dict[tuple[int, float], SpectrumKernel] = {}
+
+    def __call__(self, n_fft: int, fs: float) -> SpectrumKernel:
+        kernel = self._kernels.get((n_fft, fs))
+        if kernel is None:
+            kernel = SpectrumKernel(
+                n_fft=n_fft,
+                fs=fs,
+                threads=self._settings.fft_threads,
+                planner_effort=self._settings.planner_effort,
+            )
+            self._kernels[(n_fft, fs)] = kernel
+        return kernel
+
+
+def register_agents(
+    app: faust.App, settings: FftWorkerSettings, metrics: WorkerMetrics
+) -> faust.types.AgentT:
+    """Attach the FFT agent (concurrency 1: scale with replicas, one per partition at most)."""
+    kafka = settings.kafka
+    raw = app.topic(kafka.topic(RAW), key_serializer="raw", value_serializer="raw")
+    partials = app.topic(kafka.topic(PARTIALS), key_serializer="raw", value_serializer="raw")
+    dead = app.topic(kafka.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
+    kernels = _Kernels(settings)
+
+    @app.agent(raw, concurrency=1)
+    async def transform(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            chunk = None
+            try:
+                chunk = RawChunk.from_bytes(event.value)
+                started = time.perf_counter()
+                moments = kernels(chunk.n_fft, chunk.fs).moments(chunk.i, chunk.q)
+                metrics.kernel_seconds.observe(time.perf_counter() - started)
+            except (MessageDecodeError, NonFiniteSamplesError) as error:
+                reason = "non-finite" if chunk is not None else "undecodable"
+                metrics.rejects.labels(reason=reason).inc()
+                log.warning(
+                    "Rejected a raw chunk to the dead-letter topic.",
+                    reason=str(error),
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+                await dead.send(
+                    key=event.key,
+                    value=event.value,
+                    headers=deadletter_headers(
+                        reason=str(error),
+                        service="fft-worker",
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                    ),
+                )
+                if chunk is not None:  # tell the aggregator these slices will not come
+                    await partials.send(key=chunk.run_id.encode(), value=_skipped(chunk).to_bytes())
+                continue
+            partial = Partial(
+                run_id=chunk.run_id,
+                file_number=chunk.file_number,
+                chunk_id=chunk.first_slice,
+                total_slices=chunk.total_slices,
+                n_fft=chunk.n_fft,
+                fs=chunk.fs,
+                f_lo=chunk.f_lo,
+                daq_time=chunk.daq_time,
+                moments=moments,
+            )
+            await partials.send(key=chunk.run_id.encode(), value=partial.to_bytes())
+            metrics.chunks.inc()
+            metrics.slices.inc(chunk.n_slices)
+            metrics.input_bytes.inc(chunk.i.nbytes + chunk.q.nbytes)
+
+    return transform
+
+
+def _skipped(chunk: RawChunk) -> SkippedChunk:
+    return SkippedChunk(
+        run_id=chunk.run_id,
+        file_number=chunk.file_number,
+        chunk_id=chunk.first_slice,
+        n_slices=chunk.n_slices,
+        total_slices=chunk.total_slices,
+        n_fft=chunk.n_fft,
+        fs=chunk.fs,
+        f_lo=chunk.f_lo,
+        daq_time=chunk.daq_time,
+    )

@@ -1,0 +1,38 @@
+"""Settings of the FFT worker (environment prefix ``QUAX_FFT_WORKER_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quaxspec.settings import KafkaSettings, LoggingSettings
+
+__all__ = ["FftWorkerSettings"]
+
+
+class FftWorkerSettings(BaseSettings):
+    """How an FFT worker connects, computes and reports."""
+
+    model_config = SettingsConfigDict(env_prefix="QUAX_FFT_WORKER_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    app_id: str = Field(
+        "quax-fft-worker", description="Faust app id: the consumer group of all FFT workers."
+    )
+    metrics_port: int = Field(9101, description="Port of the Prometheus metrics; 0 disables.")
+    fft_threads: int = Field(1, ge=1, description="FFTW threads per worker (scale with replicas).")
+    planner_effort: str = Field(
+        "FFTW_MEASURE", description="FFTW planner effort: FFTW_ESTIMATE … FFTW_PATIENT."
+    )
+    stream_buffer: int = Field(
+        8, ge=1, description="Chunks a worker may prefetch (each up to 1 MiB)."
+    )
+    commit_interval_seconds: float = Field(
+        1.0, gt=0, description="How often consumed offsets are committed."
+    )
+    data_dir: Path = Field(
+        Path("/tmp/quax-fft-worker"), description="Faust's working directory (no tables here)."
+    )
