@@ -24,6 +24,11 @@ class KafkaSettings(BaseSettings):
     max_message_bytes: int = Field(
         MAX_MESSAGE_BYTES, description="Largest message produced or fetched (bytes)."
     )
+    session_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A consumer silent this long is dropped and its partitions reassigned.",
+    )
 
     def topic(self, spec: TopicSpec) -> str:
         """The full name of a project topic."""

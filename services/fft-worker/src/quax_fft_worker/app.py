@@ -24,4 +24,6 @@ def create_app(settings: FftWorkerSettings) -> faust.App:
         stream_buffer_maxsize=settings.stream_buffer,
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=kafka.session_timeout_seconds,
+        broker_heartbeat_interval=kafka.session_timeout_seconds / 4,
     )
