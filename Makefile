@@ -17,7 +17,7 @@ DEMO_FILES ?= 8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help setup kafka-install kafka-up kafka-down test test-fast lint format demo bench bench-kernel clean
+.PHONY: help setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,7 +57,12 @@ format: setup ## Format and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-demo: setup ## Synthetic DAQ files with an axion-like line, through the kernel, per-file and run results
+demo: setup kafka-install ## The whole pipeline on synthetic DAQ data at real-time rate (Ctrl-C stops it)
+	$(KAFKA) start
+	$(KAFKA) topics
+	trap '$(KAFKA) stop' EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start || true
+
+demo-offline: setup ## The spectrum kernel alone on synthetic files in data/demo (no Kafka)
 	@if [[ ! -f $(DEMO_DIR)/duck_q_$$(printf '%05d' $$(($(DEMO_FILES) - 1))).dat ]]; then \
 		$(BIN)/quax-producer generate $(DEMO_DIR) --files $(DEMO_FILES) --seed 1 \
 			--line-frequency 250e3 --line-strength 0.3; fi

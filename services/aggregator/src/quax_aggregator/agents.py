@@ -39,16 +39,25 @@ def register_agents(
             return
         key = spectrum.run_id.encode()
         await spectra.send(key=key, value=spectrum.to_bytes())
-        if step.run_spectrum is not None:
-            await runs.send(key=key, value=step.run_spectrum.to_bytes())
+        run = step.run_spectrum
+        if run is not None:
+            await runs.send(key=key, value=run.to_bytes())
         metrics.files.labels(complete=str(spectrum.complete).lower()).inc()
-        metrics.latency.observe(max(spectrum.emitted_time - spectrum.daq_time, 0.0))
+        latency = max(spectrum.emitted_time - spectrum.daq_time, 0.0)
+        metrics.latency.observe(latency)
+        best = max(run.candidates, key=lambda c: c.significance, default=None) if run else None
         log.info(
             "Emitted a file spectrum." if spectrum.complete else "Closed an incomplete file.",
             run_id=spectrum.run_id,
             file=spectrum.file_number,
             slices=spectrum.count,
             expected=spectrum.expected_count,
+            latency_s=round(latency, 3),
+            run_files=run.files if run else 0,
+            run_slices=run.slices if run else 0,
+            radiometer=round(run.radiometer_ratio, 3) if run else None,
+            best_candidate_khz=round((best.frequency_hz - run.f_lo) / 1e3, 2) if best else None,
+            best_sigma=round(best.significance, 2) if best else None,
         )
 
     @app.agent(partials, concurrency=1)

@@ -1,4 +1,4 @@
-"""Command line of the producer: ``quax-producer generate`` writes synthetic DAQ file pairs."""
+"""Command line of the producer: ``run`` streams DAQ pairs into Kafka, ``generate`` writes pairs."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.progress import Progress
 
+from quax_producer import app as producer_app
+from quax_producer.settings import ProducerSettings, SourceKind
 from quaxspec.daq import DEFAULT_N_SAMPLES, write_pair
+from quaxspec.settings import KafkaSettings, LoggingSettings
 from quaxspec.synthetic import AxionLine, SyntheticDaq
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -17,6 +21,82 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 @app.callback()
 def main() -> None:
     """Stream QUAX DAQ file pairs (real, watched or synthetic)."""
+
+
+def _about(field: str) -> str:
+    """A settings field's description, so that the option and the variable say the same."""
+    return ProducerSettings.model_fields[field].description or ""
+
+
+@app.command()
+def run(
+    source: Annotated[SourceKind | None, typer.Option(help=_about("source"))] = None,
+    directory: Annotated[Path | None, typer.Option(help=_about("directory"))] = None,
+    run_id: Annotated[str | None, typer.Option(help=_about("run_id"))] = None,
+    f_lo: Annotated[float | None, typer.Option(help=_about("f_lo"))] = None,
+    n_fft: Annotated[int | None, typer.Option(help=_about("n_fft"))] = None,
+    fs: Annotated[float | None, typer.Option(help=_about("fs"))] = None,
+    slices_per_chunk: Annotated[int | None, typer.Option(help=_about("slices_per_chunk"))] = None,
+    seconds_per_pair: Annotated[float | None, typer.Option(help=_about("seconds_per_pair"))] = None,
+    mb_per_s: Annotated[float | None, typer.Option(help=_about("mb_per_s"))] = None,
+    as_fast_as_possible: Annotated[
+        bool | None,
+        typer.Option("--as-fast-as-possible/--paced", help=_about("as_fast_as_possible")),
+    ] = None,
+    files: Annotated[int | None, typer.Option(help=_about("files"))] = None,
+    first_file: Annotated[int | None, typer.Option(help=_about("first_file"))] = None,
+    seed: Annotated[int | None, typer.Option(help=_about("seed"))] = None,
+    samples_per_file: Annotated[int | None, typer.Option(help=_about("samples_per_file"))] = None,
+    line_frequency_hz: Annotated[
+        float | None, typer.Option(help=_about("line_frequency_hz"))
+    ] = None,
+    line_strength: Annotated[float | None, typer.Option(help=_about("line_strength"))] = None,
+    watch_poll_seconds: Annotated[
+        float | None, typer.Option(help=_about("watch_poll_seconds"))
+    ] = None,
+    watch_settle_polls: Annotated[
+        int | None, typer.Option(help=_about("watch_settle_polls"))
+    ] = None,
+    max_in_flight: Annotated[int | None, typer.Option(help=_about("max_in_flight"))] = None,
+    metrics_port: Annotated[int | None, typer.Option(help=_about("metrics_port"))] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help=_about("progress"))
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap servers (QUAX_KAFKA_BOOTSTRAP_SERVERS).")
+    ] = None,
+    topic_prefix: Annotated[
+        str | None, typer.Option(help="Prefix of every topic name (QUAX_KAFKA_TOPIC_PREFIX).")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (QUAX_LOG_LEVEL).")
+    ] = None,
+    log_json: Annotated[
+        bool | None,
+        typer.Option("--log-json/--log-text", help="JSON log lines (QUAX_LOG_JSON_FORMAT)."),
+    ] = None,
+) -> None:
+    """Stream DAQ pairs into the Kafka raw topic (the container's entry point).
+
+    Options override the QUAX_PRODUCER_* environment variables, which override the defaults.
+    """
+    given = {name: value for name, value in locals().items() if value is not None}
+    kafka = {key: given.pop(key) for key in ("bootstrap_servers", "topic_prefix") if key in given}
+    logging = {
+        target: given.pop(key)
+        for key, target in (("log_level", "level"), ("log_json", "json_format"))
+        if key in given
+    }
+    try:
+        # Nested settings are built here so that their own environment variables still apply
+        # to the fields no option overrides.
+        settings = ProducerSettings(
+            **given, kafka=KafkaSettings(**kafka), logging=LoggingSettings(**logging)
+        )
+    except ValidationError as error:
+        typer.echo(f"invalid settings:\n{error}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(producer_app.run(settings))
 
 
 @app.command()

@@ -1,0 +1,81 @@
+"""Sending to Kafka with a bounded number of unacknowledged messages (back-pressure)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Histogram
+
+__all__ = ["ChunkSender"]
+
+
+class ChunkSender:
+    """Hands messages to the Kafka client, waiting for the oldest when too many are unacknowledged.
+
+    Without the bound, a slow broker would let unacknowledged chunks pile up in memory;
+    with it, the producer slows down to what the broker takes. A failed delivery (after
+    the client's own retries) raises from :meth:`send` or :meth:`flush`.
+    """
+
+    def __init__(
+        self,
+        *,
+        producer: AIOKafkaProducer,
+        topic: str,
+        max_in_flight: int,
+        send_seconds: Histogram,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max in flight must be at least 1, got {max_in_flight}")
+        self._producer = producer
+        self._topic = topic
+        self._max_in_flight = max_in_flight
+        self._send_seconds = send_seconds
+        self._in_flight: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages handed to the client and not yet acknowledged (or failed)."""
+        return len(self._in_flight)
+
+    async def send(
+        self, value: bytes, *, key: bytes, partition: int, on_delivered: Callable[[], None]
+    ) -> None:
+        """Send one message; ``on_delivered`` runs once Kafka has acknowledged it."""
+        while len(self._in_flight) >= self._max_in_flight:
+            await self._in_flight.popleft()
+        started = time.perf_counter()
+        delivery = await self._producer.send(self._topic, value, key=key, partition=partition)
+        # A task rather than a done-callback: once flush has awaited it, its accounting is done.
+        self._in_flight.append(asyncio.ensure_future(self._settle(delivery, started, on_delivered)))
+
+    async def _settle(
+        self, delivery: asyncio.Future[object], started: float, on_delivered: Callable[[], None]
+    ) -> None:
+        await delivery
+        self._send_seconds.observe(time.perf_counter() - started)
+        on_delivered()
+
+    async def flush(self) -> None:
+        """Wait for every message sent so far; raise the first delivery error."""
+        try:
+            while self._in_flight:
+                await self._in_flight[0]
+                self._in_flight.popleft()
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Forget unacknowledged messages (after an error), retrieving their outcome quietly."""
+        while self._in_flight:
+            self._in_flight.popleft().add_done_callback(_quiet)
+
+
+def _quiet(future: asyncio.Future[None]) -> None:
+    # Retrieving the exception keeps asyncio from logging "exception was never retrieved".
+    if not future.cancelled():
+        future.exception()

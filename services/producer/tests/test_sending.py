@@ -1,0 +1,70 @@
+"""The bounded sender: at most N unacknowledged messages, delivery errors raised, send times."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from quax_producer.metrics import Metrics
+from quax_producer.sending import ChunkSender
+
+
+class SlowProducer:
+    """Stands for AIOKafkaProducer: deliveries complete only when the test says so."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[asyncio.Future[object]] = []
+
+    async def send(self, topic, value, *, key, partition):
+        future = asyncio.get_running_loop().create_future()
+        self.deliveries.append(future)
+        return future
+
+
+def _sender(producer, max_in_flight=3):
+    metrics = Metrics(registry=CollectorRegistry())
+    sender = ChunkSender(
+        producer=producer, topic="t", max_in_flight=max_in_flight, send_seconds=metrics.send_seconds
+    )
+    return sender, metrics
+
+
+async def test_a_slow_broker_holds_the_sender_back():
+    producer, delivered = SlowProducer(), []
+    sender, metrics = _sender(producer)
+
+    async def send_ten():
+        for k in range(10):
+            await sender.send(
+                b"x", key=b"k", partition=0, on_delivered=lambda k=k: delivered.append(k)
+            )
+
+    sending = asyncio.create_task(send_ten())
+    await asyncio.sleep(0.01)
+    assert len(producer.deliveries) == 3
+    assert not sending.done()
+
+    for k in range(10):
+        await asyncio.sleep(0.001)  # the sender hands over what it may
+        assert sender.in_flight <= 3
+        producer.deliveries[k].set_result(None)  # the broker acknowledges the oldest
+    await sending
+    await sender.flush()
+
+    assert delivered == list(range(10))
+    assert metrics.value("quax_producer_send_seconds_count") == 10
+
+
+async def test_a_failed_delivery_is_raised_by_flush():
+    producer = SlowProducer()
+    sender, _ = _sender(producer)
+    await sender.send(b"x", key=b"k", partition=0, on_delivered=lambda: None)
+    await sender.send(b"y", key=b"k", partition=0, on_delivered=pytest.fail)
+    producer.deliveries[0].set_result(None)
+    producer.deliveries[1].set_exception(RuntimeError("broker said no"))
+
+    with pytest.raises(RuntimeError, match="broker said no"):
+        await sender.flush()
+    assert sender.in_flight == 0

@@ -1,0 +1,164 @@
+"""The producer against the real local broker: synthetic files in, every slice out exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+
+import numpy as np
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from quax_producer.metrics import Metrics
+from quax_producer.settings import ProducerSettings
+from quax_producer.stream import MissingTopicError, stream
+from quaxspec.daq import pair_paths, write_pair
+from quaxspec.messages import RawChunk
+from quaxspec.settings import KafkaSettings
+from quaxspec.synthetic import SyntheticDaq
+from quaxspec.topics import RAW
+
+pytestmark = pytest.mark.kafka
+
+N_FFT = 3072
+SLICES = 100
+SAMPLES = N_FFT * SLICES + 7  # 7 samples per channel are dropped from each file
+
+
+async def _read_all(kafka_settings: KafkaSettings, count: int) -> list[tuple[int, bytes, bytes]]:
+    topic = kafka_settings.topic(RAW)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=kafka_settings.max_message_bytes,
+        fetch_max_bytes=2 * kafka_settings.max_message_bytes,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(RAW.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        received = []
+        async with asyncio.timeout(30):
+            while len(received) < count:
+                batches = await consumer.getmany(timeout_ms=500)
+                for tp, records in batches.items():
+                    received += [(tp.partition, r.key, r.value) for r in records]
+        extra = await consumer.getmany(timeout_ms=500)  # nothing more than expected
+        assert not any(extra.values())
+        return received
+    finally:
+        await consumer.stop()
+
+
+async def _topics(kafka) -> KafkaSettings:
+    """Topics of this test's own (a unique prefix), so tests do not read each other's chunks."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}."
+    await asyncio.to_thread(kafka.create_topics, prefix)
+    return KafkaSettings(bootstrap_servers=kafka.bootstrap, topic_prefix=prefix)
+
+
+async def test_two_synthetic_files_arrive_whole_exactly_once(kafka):
+    started = time.time()
+    settings = ProducerSettings(
+        source="synthetic",
+        seed=11,
+        samples_per_file=SAMPLES,
+        n_fft=N_FFT,
+        slices_per_chunk=32,
+        files=2,
+        first_file=3,
+        as_fast_as_possible=True,
+        kafka=await _topics(kafka),
+    )
+    metrics = Metrics(registry=CollectorRegistry())
+
+    await stream(settings, metrics=metrics)
+
+    received = await _read_all(settings.kafka, count=8)  # 4 chunks (32+32+32+4) per file
+    chunks = [(partition, key, RawChunk.from_bytes(value)) for partition, key, value in received]
+    daq = SyntheticDaq(seed=11, n_samples=SAMPLES, n_fft=N_FFT)
+    for number in (3, 4):
+        mine = sorted(
+            (c for _, _, c in chunks if c.file_number == number), key=lambda c: c.first_slice
+        )
+        assert [c.first_slice for c in mine] == [0, 32, 64, 96]
+        assert {c.total_slices for c in mine} == {SLICES}
+        assert {(c.run_id, c.n_fft, c.fs, c.f_lo) for c in mine} == {
+            ("synthetic-11", N_FFT, 2e6, 0)
+        }
+        i, q = daq.samples(number)
+        np.testing.assert_array_equal(
+            np.concatenate([c.i for c in mine]).ravel(), i[: N_FFT * SLICES]
+        )
+        np.testing.assert_array_equal(
+            np.concatenate([c.q for c in mine]).ravel(), q[: N_FFT * SLICES]
+        )
+        keys = {key for _, key, c in chunks if c.file_number == number}
+        assert keys == {f"synthetic-11/{number:05d}".encode()}
+        partitions = Counter(p for p, _, c in chunks if c.file_number == number)
+        assert len(partitions) > 1  # every worker gets a share of every file
+        # The DAQ time of a synthetic file is when the schedule took it: latency means something.
+        assert len({c.daq_time for c in mine}) == 1
+        assert started <= mine[0].daq_time <= time.time()
+    assert metrics.value("quax_producer_files_total") == 2
+    assert metrics.value("quax_producer_chunks_total") == 8
+    assert metrics.value("quax_producer_slices_total") == 2 * SLICES
+    assert metrics.value("quax_producer_bytes_total") == 2 * SLICES * N_FFT * 8
+    assert metrics.value("quax_producer_dropped_samples_total") == 2 * 7
+    assert metrics.value("quax_producer_send_seconds_count") == 8
+    assert metrics.value("quax_producer_bad_pairs_total", reason="no_slices") == 0
+
+
+async def test_bad_pairs_of_a_directory_are_counted_and_skipped_while_good_ones_go_through(
+    kafka, tmp_path
+):
+    rng = np.random.default_rng(0)
+    for number in (1, 4):
+        i, q = rng.standard_normal((2, 3072 * 3), dtype=np.float32)
+        write_pair(tmp_path, number, i, q)
+    lone, _ = pair_paths(tmp_path, 2)
+    lone.write_bytes(b"\0" * 4096)
+    i_path, q_path = pair_paths(tmp_path, 3)
+    i_path.write_bytes(b"\0" * 4096)
+    q_path.write_bytes(b"\0" * 2048)
+    write_pair(tmp_path, 5, *rng.standard_normal((2, 100), dtype=np.float32))  # < one slice
+    settings = ProducerSettings(
+        source="directory",
+        directory=tmp_path,
+        run_id="dir-run",
+        as_fast_as_possible=True,
+        kafka=await _topics(kafka),
+    )
+    metrics = Metrics(registry=CollectorRegistry())
+
+    await stream(settings, metrics=metrics)
+
+    received = await _read_all(settings.kafka, count=2)
+    assert sorted(RawChunk.from_bytes(value).file_number for _, _, value in received) == [1, 4]
+    assert metrics.value("quax_producer_files_total") == 2
+    for reason in ("unpaired", "invalid", "no_slices"):
+        assert metrics.value("quax_producer_bad_pairs_total", reason=reason) == 1, reason
+
+
+async def test_a_stop_request_ends_a_quiet_watch_promptly(kafka, tmp_path):
+    settings = ProducerSettings(
+        source="watch", directory=tmp_path, watch_poll_seconds=0.05, kafka=await _topics(kafka)
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.5, stop.set)
+
+    async with asyncio.timeout(10):
+        await stream(settings, metrics=Metrics(registry=CollectorRegistry()), stop=stop)
+
+
+async def test_a_missing_topic_is_a_clear_error_at_start(kafka):
+    settings = ProducerSettings(
+        kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, topic_prefix="absent."), files=1
+    )
+
+    with pytest.raises(MissingTopicError, match=r"topic absent\.quax\.raw does not exist"):
+        await stream(settings, metrics=Metrics(registry=CollectorRegistry()))

@@ -1,0 +1,202 @@
+"""The whole pipeline as real processes on the real local broker, for end-to-end tests.
+
+Each Pipeline has its own topic prefix and Faust app ids, so tests sharing one broker
+never see each other's data or state. Services run from their console scripts, exactly
+as `make demo` and the containers run them, and are stopped (or killed) like processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from localkafka import LocalKafka
+
+from quaxspec.spectra import FileSpectrum, RunSpectrum
+from quaxspec.topics import DEADLETTER, MAX_MESSAGE_BYTES, RUNS, SPECTRA
+
+BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+
+
+@dataclass
+class Outputs:
+    """What the pipeline emitted, first copy of each file (redeliveries are identical)."""
+
+    files: dict[tuple[str, int], FileSpectrum] = field(default_factory=dict)
+    file_messages: int = 0
+    runs: dict[str, RunSpectrum] = field(default_factory=dict)
+    deadletters: list[tuple[bytes, dict[str, bytes]]] = field(default_factory=list)
+
+    def run_files(self, run_id: str) -> dict[int, FileSpectrum]:
+        return {number: s for (run, number), s in self.files.items() if run == run_id}
+
+
+class Pipeline:
+    """Workers, aggregator and producers of one test, with their logs in ``root``."""
+
+    def __init__(self, kafka: LocalKafka, root: Path, **env: str) -> None:
+        self.kafka = kafka
+        self.root = root
+        self.prefix = f"t{uuid.uuid4().hex[:8]}."
+        kafka.create_topics(self.prefix)
+        self.env = {
+            **os.environ,
+            "QUAX_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "QUAX_KAFKA_TOPIC_PREFIX": self.prefix,
+            "QUAX_KAFKA_SESSION_TIMEOUT_SECONDS": "6",
+            "QUAX_FFT_WORKER_APP_ID": f"{self.prefix}fft-worker",
+            "QUAX_FFT_WORKER_METRICS_PORT": "0",
+            "QUAX_FFT_WORKER_DATA_DIR": str(root / "fft-worker"),
+            "QUAX_AGGREGATOR_APP_ID": f"{self.prefix}aggregator",
+            "QUAX_AGGREGATOR_METRICS_PORT": "0",
+            "QUAX_AGGREGATOR_DATA_DIR": str(root / "aggregator"),
+            "QUAX_PRODUCER_METRICS_PORT": "0",
+            "QUAX_PRODUCER_PROGRESS": "false",
+            "QUAX_LOG_JSON_FORMAT": "true",
+            **env,
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *command: str, **env: str) -> subprocess.Popen[bytes]:
+        """Start a console script in the background; its output goes to ``root/name.log``."""
+        log = (self.root / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [str(BIN / command[0]), *command[1:]],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes[name] = process
+        return process
+
+    def start_worker(self, name: str = "fft-worker", **env: str) -> subprocess.Popen[bytes]:
+        """Start an FFT worker and wait until it has its partitions."""
+        process = self.start(name, "quax-fft-worker", "worker", **env)
+        self.wait_ready(name)
+        return process
+
+    def start_aggregator(self, name: str = "aggregator", **env: str) -> subprocess.Popen[bytes]:
+        """Start an aggregator and wait until its tables are recovered."""
+        process = self.start(name, "quax-aggregator", "worker", **env)
+        self.wait_ready(name)
+        return process
+
+    def wait_ready(self, name: str, timeout: float = 90) -> None:
+        """Wait for the Faust worker's "Worker ready" (partitions assigned, tables recovered)."""
+        deadline = time.monotonic() + timeout
+        while "Worker ready" not in self.log(name):
+            process = self.processes[name]
+            assert process.poll() is None, f"{name} exited:\n{self.log(name)}"
+            assert time.monotonic() < deadline, f"{name} not ready:\n{self.log(name)}"
+            time.sleep(0.2)
+
+    def produce(self, name: str, *options: str, timeout: float = 300, **env: str) -> None:
+        """Run a producer to its end (it must be given a finite source)."""
+        process = self.start(name, "quax-producer", "run", *options, **env)
+        try:
+            code = process.wait(timeout=timeout)
+        finally:
+            self.stop(name)
+        assert code == 0, f"producer {name} exited with {code}:\n{self.log(name)}"
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown, no commit, no flush."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def stop(self, name: str) -> int | None:
+        """SIGTERM, as Kubernetes and Ctrl-C stop a service; SIGKILL after 30 s."""
+        process = self.processes.pop(name, None)
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                return process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace")[-20000:] if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"----- {p.stem}\n{self.log(p.stem)}" for p in sorted(self.root.glob("*.log"))
+        )
+
+    def collect(
+        self,
+        until: dict[str, int],
+        *,
+        timeout: float = 180,
+        deadletters: int = 0,
+    ) -> Outputs:
+        """Read outputs until every run has emitted ``until[run]`` files (and its run update)."""
+        return asyncio.run(self._collect(until, timeout=timeout, deadletters=deadletters))
+
+    async def _collect(self, until: dict[str, int], *, timeout: float, deadletters: int) -> Outputs:
+        topics = [self.prefix + spec.name for spec in (SPECTRA, RUNS, DEADLETTER)]
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=self.kafka.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+        )
+        outputs = Outputs()
+        await consumer.start()
+        deadline = time.monotonic() + timeout
+        try:
+            while not self._done(outputs, until, deadletters):
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"timed out: {len(outputs.files)} files, runs "
+                        f"{ {r: s.files for r, s in outputs.runs.items()} }, "
+                        f"{len(outputs.deadletters)} dead letters\n{self.logs()}"
+                    )
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        self._take(outputs, record)
+        finally:
+            await consumer.stop()
+        return outputs
+
+    def _take(self, outputs: Outputs, record: object) -> None:
+        topic, value = record.topic, record.value  # type: ignore[attr-defined]
+        if topic.endswith(SPECTRA.name):
+            spectrum = FileSpectrum.from_bytes(value)
+            outputs.file_messages += 1
+            outputs.files.setdefault((spectrum.run_id, spectrum.file_number), spectrum)
+        elif topic.endswith(RUNS.name):
+            run = RunSpectrum.from_bytes(value)
+            known = outputs.runs.get(run.run_id)
+            if known is None or run.slices >= known.slices:
+                outputs.runs[run.run_id] = run
+        else:
+            headers = dict(record.headers)  # type: ignore[attr-defined]
+            outputs.deadletters.append((value, headers))
+
+    @staticmethod
+    def _done(outputs: Outputs, until: dict[str, int], deadletters: int) -> bool:
+        for run_id, files in until.items():
+            run = outputs.runs.get(run_id)
+            if len(outputs.run_files(run_id)) < files or run is None or run.files < files:
+                return False
+        return len(outputs.deadletters) >= deadletters
