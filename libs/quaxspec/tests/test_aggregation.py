@@ -400,15 +400,6 @@ def _unchecked_encoding(kind: str) -> tuple[type[FileAccumulator] | type[RunAccu
     }[kind]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE": the bytes decode
-    reason=(
-        "aggregation.py FileAccumulator.from_bytes (l. 141-161) and RunAccumulator.from_bytes "
-        "(l. 274-299) ignore the version byte, accept trailing bytes and validate no field "
-        "(a header of zeros decodes to n_fft 0, total_slices 0)"
-    ),
-)
 @pytest.mark.parametrize(
     "kind", ["file-v2", "file-trailing", "file-n_fft-0", "run-v2", "run-trailing", "run-n_fft-0"]
 )

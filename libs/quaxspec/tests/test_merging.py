@@ -399,16 +399,6 @@ def test_inconsistent_chunk_raises_value_error() -> None:
     assert file.accounted == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, AssertionError),
-    reason=(
-        "analysis.py:140-142 analyse(): when the spectrum is shorter than the line template, "
-        "np.correlate(..., mode='valid') swaps its operands; the slice assignment then raises "
-        "(n_fft 16) or silently fills matched_sigma with meaningless values (n_fft 32) instead "
-        "of leaving it NaN"
-    ),
-)
 @pytest.mark.parametrize("n_fft", [16, 32])
 def test_run_spectrum_of_a_spectrum_narrower_than_the_line(n_fft: int) -> None:
     """With 651 Hz bins the 4.85 kHz line template spans ~39 bins: no whole line fits."""

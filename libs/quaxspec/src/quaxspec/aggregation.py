@@ -140,9 +140,8 @@ class FileAccumulator:
         """Decode what :meth:`to_bytes` wrote."""
         try:
             fields = cls._HEADER.unpack_from(data)
-            magic, _, run_len, number, total, n_fft, n, fs, f_lo, daq_time, updated = fields
-            if magic != cls._MAGIC:
-                raise MessageDecodeError(f"not a file accumulator: magic {magic!r}")
+            magic, version, run_len, number, total, n_fft, n, fs, f_lo, daq_time, updated = fields
+            _check_header("file accumulator", magic, cls._MAGIC, version, n_fft)
             offset = cls._HEADER.size
             run_id = bytes(data[offset : offset + run_len]).decode()
             offset += run_len
@@ -152,6 +151,7 @@ class FileAccumulator:
             offset += n_chunks * _U4.itemsize
             mean = np.frombuffer(data, _F8, n_fft, offset).copy()
             m2 = np.frombuffer(data, _F8, n_fft, offset + n_fft * _F8.itemsize).copy()
+            _check_length("file accumulator", data, offset + 2 * n_fft * _F8.itemsize)
         except (struct.error, ValueError) as error:
             raise MessageDecodeError(f"file accumulator: {error}") from None
         return cls(
@@ -275,10 +275,9 @@ class RunAccumulator:
         """Decode what :meth:`to_bytes` wrote."""
         try:
             fields = cls._HEADER.unpack_from(data)
-            magic, _, run_len, n_fft, n, incomplete, duplicates, last_file = fields[:8]
+            magic, version, run_len, n_fft, n, incomplete, duplicates, last_file = fields[:8]
             fs, f_lo, first_time, last_time = fields[8:]
-            if magic != cls._MAGIC:
-                raise MessageDecodeError(f"not a run accumulator: magic {magic!r}")
+            _check_header("run accumulator", magic, cls._MAGIC, version, n_fft)
             offset = cls._HEADER.size
             run_id = bytes(data[offset : offset + run_len]).decode()
             offset += run_len
@@ -288,6 +287,7 @@ class RunAccumulator:
             offset += ranges.nbytes
             mean = np.frombuffer(data, _F8, n_fft, offset).copy()
             m2 = np.frombuffer(data, _F8, n_fft, offset + n_fft * _F8.itemsize).copy()
+            _check_length("run accumulator", data, offset + 2 * n_fft * _F8.itemsize)
         except (struct.error, ValueError) as error:
             raise MessageDecodeError(f"run accumulator: {error}") from None
         return cls(
@@ -297,3 +297,17 @@ class RunAccumulator:
             incomplete_files=incomplete, duplicates=duplicates, first_daq_time=first_time,
             last_daq_time=last_time, last_file=last_file,
         )  # fmt: skip
+
+
+def _check_header(kind: str, magic: bytes, expected: bytes, version: int, n_fft: int) -> None:
+    if magic != expected:
+        raise MessageDecodeError(f"not a {kind}: magic {magic!r}")
+    if version != 1:
+        raise MessageDecodeError(f"{kind}: unsupported version {version} (this build reads 1)")
+    if n_fft < 2:
+        raise MessageDecodeError(f"{kind}: n_fft {n_fft}")
+
+
+def _check_length(kind: str, data: bytes, expected: int) -> None:
+    if len(data) != expected:
+        raise MessageDecodeError(f"{kind}: {len(data)} bytes where {expected} were expected")

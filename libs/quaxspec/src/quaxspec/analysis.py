@@ -138,8 +138,9 @@ def analyse(
     # matched[k] tests a line whose onset lies in bin k; the template starts TEMPLATE_LEAD
     # bins before the onset (window leakage).
     matched = np.full(power.size, np.nan)
-    valid = np.correlate(excess_sigma, template, mode="valid") / response.noise_gain
-    matched[TEMPLATE_LEAD : TEMPLATE_LEAD + valid.size] = valid
+    if template.size <= power.size:  # else no whole line fits: no matched-filter output
+        valid = np.correlate(excess_sigma, template, mode="valid") / response.noise_gain
+        matched[TEMPLATE_LEAD : TEMPLATE_LEAD + valid.size] = valid
     peak_offset = int(np.argmax(template)) - TEMPLATE_LEAD
     candidates = [
         Candidate(

@@ -253,6 +253,12 @@ class CloseFile:
     run_id: str
     file_number: int
 
+    def __post_init__(self) -> None:
+        if not self.run_id or len(self.run_id.encode()) > _MAX_RUN_ID:
+            raise ValueError(f"run id must be 1–{_MAX_RUN_ID} UTF-8 bytes, got {self.run_id!r}")
+        if not 0 <= self.file_number < 2**32:
+            raise ValueError(f"file number {self.file_number} outside 0 … 2³²−1")
+
     def to_bytes(self) -> bytes:
         """Encode."""
         run = self.run_id.encode()
@@ -265,11 +271,13 @@ class CloseFile:
         fields, offset = _unpack_header(cls._HEADER, cls.MAGIC, cls.VERSION, data, "close")
         run_id, end = _read_run_id(data, offset, fields[2])
         _expect_length(data, end, "close")
-        return cls(run_id=run_id, file_number=fields[3])
+        return _build(cls, run_id=run_id, file_number=fields[3])
 
 
 def decode_partials_topic(data: bytes) -> Partial | SkippedChunk | CloseFile:
     """Decode a message of the partials topic: partials, skipped chunks and close requests."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MessageDecodeError(f"expected bytes, got {type(data).__name__}")
     magic = bytes(data[:4])
     if magic == CloseFile.MAGIC:
         return CloseFile.from_bytes(data)
