@@ -151,7 +151,7 @@ def test_invalid_skipped_chunk_cannot_be_built(overrides: dict[str, Any]) -> Non
     ("run_id", "number"), [("", 1), ("r" * 256, 1), ("run", -1), ("run", 2**32)]
 )
 def test_close_file_with_invalid_fields_is_refused_when_built(run_id: str, number: int) -> None:
-    with pytest.raises(ValueError, match="run id|file number"):
+    with pytest.raises(ValueError, match=r"run id|file number"):
         CloseFile(run_id=run_id, file_number=number)
 
 
