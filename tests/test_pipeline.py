@@ -20,9 +20,10 @@ from localkafka import LocalKafka
 from pipeline import Outputs, Pipeline
 
 from quaxspec.daq import DaqRecord, pair_paths, write_pair
+from quaxspec.messages import RawChunk
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 from quaxspec.synthetic import AxionLine, SyntheticDaq
-from quaxspec.topics import RAW
+from quaxspec.topics import MAX_MESSAGE_BYTES, RAW
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -76,7 +77,7 @@ def welch(i: np.ndarray, q: np.ndarray) -> np.ndarray:
 def check_file(spectrum: FileSpectrum, i: np.ndarray, q: np.ndarray) -> np.ndarray:
     """The file spectrum equals welch and the per-slice std; return the per-slice spectra."""
     per_slice = slice_spectra(i, q)
-    assert spectrum.complete
+    assert spectrum.complete, (spectrum.run_id, spectrum.file_number, spectrum.count)
     assert spectrum.count == spectrum.expected_count == per_slice.shape[0] == SAMPLES // N_FFT
     np.testing.assert_allclose(spectrum.mean, welch(i, q), rtol=1e-5)
     np.testing.assert_allclose(spectrum.std, per_slice.std(axis=0, ddof=1), rtol=1e-5)
@@ -232,6 +233,53 @@ def test_watched_directory_takes_pairs_only_once_complete(pipeline, tmp_path):
     check_synthetic_run(outputs, "run-watch", daq, 3)
 
 
+def test_a_file_that_stops_receiving_chunks_is_closed_incomplete_and_counted(pipeline):
+    daq = synthetic(6)
+    records = [daq.record(n) for n in range(2)]
+    asyncio.run(_send_chunks(pipeline, "run-stall", records, missing=(1, 64)))
+
+    started = time.monotonic()
+    outputs = pipeline.collect({"run-stall": 2}, timeout=60)
+
+    spectra = outputs.run_files("run-stall")
+    check_file(spectra[0], records[0].i, records[0].q)
+    stalled = spectra[1]
+    assert not stalled.complete
+    assert (stalled.count, stalled.expected_count) == (300 - 32, 300)
+    assert time.monotonic() - started >= 8 - 1  # closed by the 8 s timeout, not before
+    good = np.r_[0:64, 96:300]
+    usable = slice_spectra(records[1].i, records[1].q)[good]
+    np.testing.assert_allclose(stalled.mean, usable.mean(axis=0), rtol=1e-5)
+    run = outputs.runs["run-stall"]
+    assert (run.files, run.incomplete_files, run.slices) == (2, 1, 300 + 268)
+    assert "Closing a file that stopped receiving chunks." in pipeline.log("aggregator")
+
+
+async def _send_chunks(
+    pipeline: Pipeline, run_id: str, records: list[DaqRecord], *, missing: tuple[int, int]
+) -> None:
+    """Send the files' chunks of 32 slices straight to the raw topic, all but one."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=pipeline.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
+    )
+    await producer.start()
+    try:
+        for record in records:
+            total = SAMPLES // N_FFT
+            for first in range(0, total, 32):
+                if (record.number, first) == missing:
+                    continue
+                i, q = record.slices(N_FFT, first, min(first + 32, total))
+                chunk = RawChunk(
+                    run_id=run_id, file_number=record.number, first_slice=first,
+                    total_slices=total, n_fft=N_FFT, fs=FS, f_lo=0.0,
+                    daq_time=time.time(), i=i, q=q,
+                )  # fmt: skip
+                await producer.send_and_wait(pipeline.prefix + RAW.name, chunk.to_bytes())
+    finally:
+        await producer.stop()
+
+
 def _copy_slowly(directory: Path, records: list[DaqRecord]) -> None:
     """Write each pair in pieces, I and Q interleaved, as a DAQ streaming to disk would."""
     for record in records:
@@ -248,15 +296,22 @@ def _copy_slowly(directory: Path, records: list[DaqRecord]) -> None:
                 time.sleep(0.3)
 
 
-@pytest.mark.parametrize("victim", ["fft-worker-1", "aggregator"])
-def test_a_killed_service_loses_no_slice_and_counts_none_twice(kafka, tmp_path, victim):
+@pytest.mark.parametrize(
+    ("victim", "store"),
+    [("fft-worker-1", "memory://"), ("aggregator", "memory://"), ("aggregator", "rocksdb://")],
+)
+def test_a_killed_service_loses_no_slice_and_counts_none_twice(kafka, tmp_path, victim, store):
     # Offsets are committed rarely, so that the killed service leaves work that Kafka
-    # delivers again: the aggregator must recognise every redelivered partial.
+    # delivers again: the aggregator must recognise every redelivered partial. With the
+    # RocksDB store the restarted aggregator reopens its local tables, as a StatefulSet
+    # pod with its volume does; with the memory store it rebuilds them from the changelog.
     pipe = Pipeline(
         kafka,
         tmp_path,
         QUAX_FFT_WORKER_COMMIT_INTERVAL_SECONDS="60",
         QUAX_AGGREGATOR_COMMIT_INTERVAL_SECONDS="60",
+        QUAX_AGGREGATOR_STORE=store,
+        QUAX_AGGREGATOR_FILE_TIMEOUT_SECONDS="600",  # a slow restart must not close files
     )
     daq = synthetic(5, line=True)
     try:
@@ -281,5 +336,8 @@ def test_a_killed_service_loses_no_slice_and_counts_none_twice(kafka, tmp_path, 
     finally:
         pipe.close()
 
-    run = check_synthetic_run(outputs, "run-fault", daq, FILES)
+    try:
+        run = check_synthetic_run(outputs, "run-fault", daq, FILES)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{pipe.logs()}") from None
     assert run.duplicates > 0, pipe.logs()
