@@ -25,11 +25,10 @@ def register_agents(
 ) -> None:
     """Attach the aggregating agent and the timer that closes stalled files."""
     kafka = settings.kafka
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    partials = app.topic(kafka.topic(PARTIALS), **raw)
-    spectra = app.topic(kafka.topic(SPECTRA), **raw)
-    runs = app.topic(kafka.topic(RUNS), **raw)
-    dead = app.topic(kafka.topic(DEADLETTER), **raw)
+    partials, spectra, runs, dead = (
+        app.topic(kafka.topic(spec), key_serializer="raw", value_serializer="raw")
+        for spec in (PARTIALS, SPECTRA, RUNS, DEADLETTER)
+    )
     config = settings.analysis
     started = time.time()
 
@@ -46,6 +45,7 @@ def register_agents(
         latency = max(spectrum.emitted_time - spectrum.daq_time, 0.0)
         metrics.latency.observe(latency)
         best = max(run.candidates, key=lambda c: c.significance, default=None) if run else None
+        best_khz = None if best is None else round((best.frequency_hz - spectrum.f_lo) / 1e3, 2)
         log.info(
             "Emitted a file spectrum." if spectrum.complete else "Closed an incomplete file.",
             run_id=spectrum.run_id,
@@ -56,7 +56,7 @@ def register_agents(
             run_files=run.files if run else 0,
             run_slices=run.slices if run else 0,
             radiometer=round(run.radiometer_ratio, 3) if run else None,
-            best_candidate_khz=round((best.frequency_hz - run.f_lo) / 1e3, 2) if best else None,
+            best_candidate_khz=best_khz,
             best_sigma=round(best.significance, 2) if best else None,
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import faust
+from faust.types import TableT
 
 from quaxspec.aggregation import FileAccumulator, RunAccumulator
 from quaxspec.topics import MAX_MESSAGE_BYTES, PARTIALS
@@ -26,27 +27,34 @@ def file_key(run_id: str, file_number: int) -> bytes:
 class Tables:
     """Typed access to the two tables."""
 
-    files: faust.Table[bytes, bytes]
-    runs: faust.Table[bytes, bytes]
+    files: TableT[bytes, bytes]
+    runs: TableT[bytes, bytes]
 
     @classmethod
     def create(cls, app: faust.App) -> Tables:
         """Declare the tables on ``app``."""
-        options = {
-            "partitions": PARTIALS.partitions,
-            "key_type": bytes,
-            "value_type": bytes,
-            # Changelogs are compacted by Faust; short segments let compaction keep them
-            # at about one record per open file and per run, even over a weeks-long run.
-            "extra_topic_configs": {
-                "max.message.bytes": str(MAX_MESSAGE_BYTES),
-                "segment.ms": str(3_600_000),
-                "min.cleanable.dirty.ratio": "0.1",
-            },
+        # Changelogs are compacted by Faust; short segments let compaction keep them at
+        # about one record per open file and per run, even over a weeks-long run.
+        changelog = {
+            "max.message.bytes": str(MAX_MESSAGE_BYTES),
+            "segment.ms": str(3_600_000),
+            "min.cleanable.dirty.ratio": "0.1",
         }
+
+        def table(name: str, description: str) -> TableT[bytes, bytes]:
+            return app.Table(
+                name,
+                default=None,
+                partitions=PARTIALS.partitions,
+                key_type=bytes,
+                value_type=bytes,
+                extra_topic_configs=changelog,
+                help=description,
+            )
+
         return cls(
-            files=app.Table("files", default=None, help="Open files by run/file.", **options),
-            runs=app.Table("runs", default=None, help="Run accumulators by run.", **options),
+            files=table("files", "Open files by run/file."),
+            runs=table("runs", "Run accumulators by run."),
         )
 
     def file(self, run_id: str, file_number: int) -> FileAccumulator | None:

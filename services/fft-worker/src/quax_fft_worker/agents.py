@@ -39,9 +39,7 @@ class _Kernels:
         return kernel
 
 
-def register_agents(
-    app: faust.App, settings: FftWorkerSettings, metrics: WorkerMetrics
-) -> faust.types.AgentT:
+def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: WorkerMetrics) -> None:
     """Attach the FFT agent (concurrency 1: scale with replicas, one per partition at most)."""
     kafka = settings.kafka
     raw = app.topic(kafka.topic(RAW), key_serializer="raw", value_serializer="raw")
@@ -98,8 +96,6 @@ def register_agents(
             metrics.chunks.inc()
             metrics.slices.inc(chunk.n_slices)
             metrics.input_bytes.inc(chunk.i.nbytes + chunk.q.nbytes)
-
-    return transform
 
 
 def _skipped(chunk: RawChunk) -> SkippedChunk:
