@@ -364,3 +364,21 @@ def test_partials_topic_rejects_other_bytes(data: bytes | None) -> None:
 def test_partials_topic_rejects_a_non_bytes_value(value: object) -> None:
     with pytest.raises(MessageDecodeError):
         decode_partials_topic(value)  # type: ignore[arg-type]
+
+
+def test_partial_and_skip_notice_carry_their_chunks_origin() -> None:
+    rng = np.random.default_rng(7)
+    i, q = (rng.standard_normal((3, 8)).astype(np.float32) for _ in range(2))
+    chunk = RawChunk(
+        run_id="run-x", file_number=12, first_slice=6, total_slices=20, n_fft=8,
+        fs=1e6, f_lo=9.5e9, daq_time=1.8e9, i=i, q=q,
+    )  # fmt: skip
+    moments = Moments.of(rng.exponential(1.0, (3, 8)))
+    partial = Partial.of_chunk(chunk, moments)
+    notice = SkippedChunk.of_chunk(chunk)
+    for message in (partial, notice):
+        assert (message.run_id, message.file_number, message.chunk_id) == ("run-x", 12, 6)
+        assert (message.total_slices, message.n_fft) == (20, 8)
+        assert (message.fs, message.f_lo, message.daq_time) == (1e6, 9.5e9, 1.8e9)
+    assert partial.moments is moments
+    assert notice.n_slices == 3

@@ -146,6 +146,15 @@ class Partial(_Origin):
     chunk_id: int
     moments: Moments
 
+    @classmethod
+    def of_chunk(cls, chunk: RawChunk, moments: Moments) -> Self:
+        """The partial that carries the statistics of ``chunk``."""
+        return cls(
+            run_id=chunk.run_id, file_number=chunk.file_number, chunk_id=chunk.first_slice,
+            total_slices=chunk.total_slices, n_fft=chunk.n_fft, fs=chunk.fs, f_lo=chunk.f_lo,
+            daq_time=chunk.daq_time, moments=moments,
+        )  # fmt: skip
+
     def __post_init__(self) -> None:
         self._check()
         if self.moments.n_bins != self.n_fft:
@@ -208,6 +217,15 @@ class SkippedChunk(_Origin):
 
     chunk_id: int
     n_slices: int
+
+    @classmethod
+    def of_chunk(cls, chunk: RawChunk) -> Self:
+        """The notice that ``chunk`` was rejected."""
+        return cls(
+            run_id=chunk.run_id, file_number=chunk.file_number, chunk_id=chunk.first_slice,
+            n_slices=chunk.n_slices, total_slices=chunk.total_slices, n_fft=chunk.n_fft,
+            fs=chunk.fs, f_lo=chunk.f_lo, daq_time=chunk.daq_time,
+        )  # fmt: skip
 
     def __post_init__(self) -> None:
         self._check()

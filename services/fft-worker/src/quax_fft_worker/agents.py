@@ -79,34 +79,11 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
                     ),
                 )
                 if chunk is not None:  # tell the aggregator these slices will not come
-                    await partials.send(key=chunk.run_id.encode(), value=_skipped(chunk).to_bytes())
+                    notice = SkippedChunk.of_chunk(chunk)
+                    await partials.send(key=chunk.run_id.encode(), value=notice.to_bytes())
                 continue
-            partial = Partial(
-                run_id=chunk.run_id,
-                file_number=chunk.file_number,
-                chunk_id=chunk.first_slice,
-                total_slices=chunk.total_slices,
-                n_fft=chunk.n_fft,
-                fs=chunk.fs,
-                f_lo=chunk.f_lo,
-                daq_time=chunk.daq_time,
-                moments=moments,
-            )
+            partial = Partial.of_chunk(chunk, moments)
             await partials.send(key=chunk.run_id.encode(), value=partial.to_bytes())
             metrics.chunks.inc()
             metrics.slices.inc(chunk.n_slices)
             metrics.input_bytes.inc(chunk.i.nbytes + chunk.q.nbytes)
-
-
-def _skipped(chunk: RawChunk) -> SkippedChunk:
-    return SkippedChunk(
-        run_id=chunk.run_id,
-        file_number=chunk.file_number,
-        chunk_id=chunk.first_slice,
-        n_slices=chunk.n_slices,
-        total_slices=chunk.total_slices,
-        n_fft=chunk.n_fft,
-        fs=chunk.fs,
-        f_lo=chunk.f_lo,
-        daq_time=chunk.daq_time,
-    )
