@@ -17,7 +17,7 @@ DEMO_FILES ?= 8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel clean
+.PHONY: help setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,10 +68,13 @@ demo-offline: setup ## The spectrum kernel alone on synthetic files in data/demo
 			--line-frequency 250e3 --line-strength 0.3; fi
 	$(BIN)/quax-fft-worker offline $(DEMO_DIR) --save $(DEMO_DIR)/run.npz
 
-bench: bench-kernel ## Run every benchmark and record the results in docs/benchmarks.md
+bench: bench-kernel bench-pipeline ## Run every benchmark and record the results in docs/benchmarks.md
 
 bench-kernel: setup ## Kernel speed against the bare FFT and numpy (docs/benchmarks.md)
 	$(BIN)/python bench/kernel.py
+
+bench-pipeline: setup kafka-install ## Pipeline throughput and latency on a local broker (docs/benchmarks.md)
+	$(BIN)/python bench/pipeline.py
 
 clean: ## Remove the virtualenv, tools, broker data and demo data
 	-$(KAFKA) stop

@@ -44,6 +44,7 @@ class Pipeline:
     def __init__(self, kafka: LocalKafka, root: Path, **env: str) -> None:
         self.kafka = kafka
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.prefix = f"t{uuid.uuid4().hex[:8]}."
         kafka.create_topics(self.prefix)
         self.env = {
