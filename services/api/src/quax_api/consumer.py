@@ -1,0 +1,110 @@
+"""Follow quax.runs and quax.spectra: restore the state at start, then feed the store and the hub.
+
+Every API replica reads every partition (no consumer group): each one serves the whole
+state. At start it reads quax.runs from the beginning (compacted, so one record per run)
+and the tail of quax.spectra, and becomes ready once it has reached the end offsets it
+found at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter, Gauge
+
+from quax_api.hub import Hub
+from quax_api.settings import ApiSettings
+from quax_api.store import SpectrumStore
+from quaxspec.messages import MessageDecodeError
+from quaxspec.spectra import FileSpectrum, RunSpectrum
+from quaxspec.topics import RUNS, SPECTRA
+
+__all__ = ["follow"]
+
+log = structlog.get_logger("quax.api")
+
+UPDATES = Counter("quax_api_updates", "Spectra taken from Kafka, by kind.", ["kind"])
+REJECTS = Counter("quax_api_rejects", "Messages that did not decode, by topic.", ["topic"])
+LATENCY = Gauge(
+    "quax_api_last_update_latency_seconds",
+    "From the DAQ time of the newest file to the API receiving its spectrum.",
+)
+
+
+async def follow(
+    settings: ApiSettings, *, store: SpectrumStore, hub: Hub, ready: asyncio.Event
+) -> None:
+    """Run until cancelled."""
+    kafka = settings.kafka
+    runs_topic, spectra_topic = kafka.topic(RUNS), kafka.topic(SPECTRA)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=kafka.max_message_bytes,
+        fetch_max_bytes=4 * kafka.max_message_bytes,
+    )
+    await consumer.start()
+    try:
+        pending = await _restore_positions(consumer, settings, runs_topic, spectra_topic)
+        log.info("Restoring runs and recent spectra.", partitions_to_read=len(pending))
+        while True:
+            if not ready.is_set() and not pending:
+                ready.set()
+                log.info("Restored; serving live updates.", runs=len(store.run_ids()))
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    _take(record.topic == runs_topic, record.value, store, hub, live=ready.is_set())
+            for partition, end in list(pending.items()):
+                if await consumer.position(partition) >= end:
+                    del pending[partition]
+    finally:
+        await consumer.stop()
+
+
+async def _restore_positions(
+    consumer: AIOKafkaConsumer, settings: ApiSettings, runs_topic: str, spectra_topic: str
+) -> dict[TopicPartition, int]:
+    """Assign every partition, seek, and return the end offsets still to be reached."""
+    await consumer.topics()  # loads the cluster metadata
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in (runs_topic, spectra_topic)
+        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    if not partitions:
+        raise RuntimeError(f"topics {runs_topic} and {spectra_topic} do not exist")
+    consumer.assign(partitions)
+    begins = await consumer.beginning_offsets(partitions)
+    ends = await consumer.end_offsets(partitions)
+    for tp in partitions:
+        back = 0 if tp.topic == runs_topic else settings.restore_file_messages
+        start = begins[tp] if tp.topic == runs_topic else max(begins[tp], ends[tp] - back)
+        consumer.seek(tp, start)
+    return {tp: ends[tp] for tp in partitions}
+
+
+def _take(is_run: bool, value: bytes | None, store: SpectrumStore, hub: Hub, *, live: bool) -> None:
+    kind = "run" if is_run else "file"
+    try:
+        if value is None:
+            raise MessageDecodeError("empty record")
+        if is_run:
+            run = RunSpectrum.from_bytes(value)
+            new, run_id = store.add_run(run), run.run_id
+        else:
+            spectrum = FileSpectrum.from_bytes(value)
+            new, run_id = store.add_file(spectrum), spectrum.run_id
+            if live:
+                LATENCY.set(max(time.time() - spectrum.daq_time, 0.0))
+    except MessageDecodeError as error:
+        REJECTS.labels(topic=kind).inc()
+        log.warning("Ignored a message that did not decode.", kind=kind, reason=str(error))
+        return
+    UPDATES.labels(kind=kind).inc()
+    if new and live:
+        hub.publish(run_id, kind, value)

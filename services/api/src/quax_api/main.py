@@ -1,0 +1,54 @@
+"""The FastAPI application: state, the Kafka follower, routers, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+
+from quax_api.consumer import follow
+from quax_api.hub import Hub
+from quax_api.routers import health, runs, ws
+from quax_api.settings import ApiSettings
+from quax_api.store import SpectrumStore
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: ApiSettings, *, kafka: bool = True) -> FastAPI:
+    """The application; with ``kafka=False`` its state is filled by the caller (tests)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if kafka:
+            state = app.state
+            task = asyncio.create_task(
+                follow(settings, store=state.store, hub=state.hub, ready=state.ready)
+            )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="quax-stream API",
+        version="1",
+        summary="Live spectra of the QUAX axion haloscope: runs, files, analysis.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = SpectrumStore(recent_files=settings.recent_files)
+    app.state.hub = Hub(maxsize=settings.client_queue)
+    app.state.ready = asyncio.Event()
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(ws.router)
+    app.mount("/metrics", make_asgi_app())
+    return app

@@ -1,0 +1,60 @@
+"""The live WebSocket feed of file spectra and run updates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from quax_api.hub import Hub
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["live"])
+
+
+@router.websocket("/ws/v1/spectra")
+async def spectra(websocket: WebSocket, runs: str | None = None) -> None:
+    """Stream updates: ``?runs=a,b`` for some runs, no parameter for all.
+
+    The first message is ``{"type": "hello", "runs": [...] | null, "queue": N}``; then one
+    message per emitted file spectrum (``type`` "file") and per run update (``type``
+    "run"): ``{"type", "dropped", "run_id", "data"}``, where ``data`` is the
+    quax.file-spectrum/1 or quax.run-spectrum/1 document and ``dropped`` counts the updates
+    this client lost because it read too slowly.
+    """
+    wanted = None if runs is None else frozenset(r.strip() for r in runs.split(","))
+    if wanted is not None and any(not r or len(r) > 255 for r in wanted):
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="bad runs parameter")
+        return
+    hub: Hub = websocket.app.state.hub
+    await websocket.accept()
+    subscription = hub.subscribe(wanted)
+    try:
+        hello = {
+            "type": "hello",
+            "runs": sorted(wanted) if wanted else None,
+            "queue": subscription.queue.maxsize,
+        }
+        await websocket.send_text(json.dumps(hello))
+        closed = asyncio.ensure_future(_until_closed(websocket))
+        while not closed.done():
+            message = asyncio.ensure_future(subscription.queue.get())
+            await asyncio.wait({message, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not message.done():
+                message.cancel()
+                break
+            await websocket.send_text(message.result())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.unsubscribe(subscription)
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Return when the client goes away (anything it sends is ignored)."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return

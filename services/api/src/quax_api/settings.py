@@ -1,0 +1,32 @@
+"""Settings of the API service (environment prefix ``QUAX_API_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quaxspec.settings import KafkaSettings, LoggingSettings
+
+__all__ = ["ApiSettings"]
+
+
+class ApiSettings(BaseSettings):
+    """Where the API listens, what it keeps in memory and how it feeds WebSocket clients."""
+
+    model_config = SettingsConfigDict(env_prefix="QUAX_API_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
+    port: int = Field(8000, description="Port of the REST API, WebSocket feed and dashboard.")
+    recent_files: int = Field(
+        240, ge=1, description="File spectra kept per run (for the file list and the waterfall)."
+    )
+    restore_file_messages: int = Field(
+        2000,
+        ge=0,
+        description="File spectra re-read per partition of quax.spectra at start (the tail).",
+    )
+    client_queue: int = Field(
+        32, ge=1, description="Updates queued per WebSocket client; a slow one loses the oldest."
+    )

@@ -1,0 +1,102 @@
+"""The REST API against known spectra: content, binary form, waterfall, errors, probes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from quax_api import binary
+from quax_api.main import create_app
+from quax_api.settings import ApiSettings
+
+N_FFT = 256
+
+
+def test_runs_are_listed_with_their_figures(app):
+    with TestClient(app) as client:
+        runs = client.get("/api/v1/runs").json()
+    by_id = {r["run_id"]: r for r in runs}
+    assert set(by_id) == {"run-a", "run-b"}
+    assert by_id["run-a"]["files"] == 7
+    assert by_id["run-a"]["slices"] == 7 * 40
+    assert by_id["run-a"]["status"] == "idle"  # emitted long ago (synthetic times)
+
+
+def test_run_json_and_binary_carry_the_same_numbers(app, builder):
+    _, expected = builder("run-a", 7, seed=len("run-a") + 7)
+    with TestClient(app) as client:
+        as_json = client.get("/api/v1/runs/run-a")
+        as_binary = client.get("/api/v1/runs/run-a", params={"format": "binary"})
+    assert as_json.headers["content-type"] == "application/json"
+    document = as_json.json()
+    np.testing.assert_array_equal(document["mean"], expected.mean)
+    assert as_binary.headers["content-type"] == binary.MEDIA_TYPE
+    header, arrays = binary.decode(as_binary.content)
+    assert (header["n_fft"], header["slices"], header["f_lo_hz"]) == (N_FFT, 280, 9.5e9)
+    for name, values in (("mean", document["mean"]), ("sem", document["sem"])):
+        np.testing.assert_array_equal(arrays[name], np.asarray(values, dtype=np.float32))
+    matched = np.array([np.nan if v is None else v for v in document["analysis"]["matched_sigma"]])
+    np.testing.assert_array_equal(arrays["matched_sigma"], matched.astype(np.float32))
+
+
+def test_files_are_the_newest_kept_and_one_file_reads_back(app, builder):
+    spectra, _ = builder("run-a", 7, seed=len("run-a") + 7)
+    with TestClient(app) as client:
+        files = client.get("/api/v1/runs/run-a/files").json()
+        one = client.get("/api/v1/runs/run-a/files/4").json()
+        raw = client.get("/api/v1/runs/run-a/files/4", params={"format": "binary"}).content
+    assert [f["file_number"] for f in files] == [2, 3, 4, 5, 6]  # recent_files=5
+    assert all(f["complete"] and f["count"] == 40 for f in files)
+    assert files[0]["latency_seconds"] == pytest.approx(0.01)
+    np.testing.assert_array_equal(one["std"], spectra[4].std)
+    _, arrays = binary.decode(raw)
+    np.testing.assert_array_equal(arrays["std"], spectra[4].std.astype(np.float32))
+
+
+@pytest.mark.parametrize("decimate", [1, 4, 7])
+def test_waterfall_rows_are_decimated_means(app, builder, decimate):
+    spectra, _ = builder("run-a", 7, seed=len("run-a") + 7)
+    with TestClient(app) as client:
+        fall = client.get(
+            "/api/v1/runs/run-a/waterfall", params={"last": 3, "decimate": decimate}
+        ).json()
+    assert fall["file_numbers"] == [4, 5, 6]
+    usable = N_FFT - N_FFT % decimate
+    expected = np.array([s.mean[:usable].reshape(-1, decimate).mean(axis=1) for s in spectra[4:]])
+    np.testing.assert_allclose(fall["rows"], expected, rtol=1e-12)
+    assert len(fall["frequency_hz"]) == usable // decimate
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "words"),
+    [
+        ("/api/v1/runs/nope", 404, "unknown run"),
+        ("/api/v1/runs/run-a/files/99", 404, "not kept"),
+        ("/api/v1/runs/run-a/files/-1", 422, "greater than or equal"),
+        ("/api/v1/runs/run-a/files/x", 422, "integer"),
+        ("/api/v1/runs/run-a?format=xml", 422, "json"),
+        ("/api/v1/runs/run-a/waterfall?last=0", 422, "greater than or equal"),
+        ("/api/v1/runs/run-a/waterfall?decimate=100000", 422, "less than or equal"),
+        ("/api/v1/runs/run-b/waterfall?decimate=256", 200, ""),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(app, path, code, words):
+    with TestClient(app) as client:
+        response = client.get(path)
+    assert response.status_code == code, response.text
+    assert words in json.dumps(response.json())
+
+
+def test_probes_and_metrics():
+    application = create_app(ApiSettings(), kafka=False)
+    with TestClient(application) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").status_code == 503
+        application.state.ready.set()
+        assert client.get("/readyz").json() == {"status": "ready"}
+        metrics = client.get("/metrics/").text
+        assert "quax_api_websocket_clients" in metrics
+        assert client.get("/openapi.json").json()["info"]["title"] == "quax-stream API"
