@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from localkafka import LocalKafka
 
@@ -88,6 +89,22 @@ class Pipeline:
         process = self.start(name, "quax-aggregator", "worker", **env)
         self.wait_ready(name)
         return process
+
+    def start_api(self, name: str = "api", *, port: int, **env: str) -> subprocess.Popen[bytes]:
+        """Start the API on 127.0.0.1:port and wait until /readyz says it is restored."""
+        process = self.start(
+            name, "quax-api", "serve", QUAX_API_PORT=str(port), QUAX_API_HOST="127.0.0.1", **env
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"{name} exited:\n{self.log(name)}"
+            assert time.monotonic() < deadline, f"{name} not ready:\n{self.log(name)}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
 
     def wait_ready(self, name: str, timeout: float = 90) -> None:
         """Wait for the Faust worker's "Worker ready" (partitions assigned, tables recovered)."""

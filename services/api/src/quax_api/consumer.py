@@ -13,6 +13,7 @@ import time
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Counter, Gauge
 
 from quax_api.hub import Hub
@@ -22,7 +23,7 @@ from quaxspec.messages import MessageDecodeError
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 from quaxspec.topics import RUNS, SPECTRA
 
-__all__ = ["follow"]
+__all__ = ["follow", "follow_forever"]
 
 log = structlog.get_logger("quax.api")
 
@@ -32,6 +33,22 @@ LATENCY = Gauge(
     "quax_api_last_update_latency_seconds",
     "From the DAQ time of the newest file to the API receiving its spectrum.",
 )
+
+
+async def follow_forever(
+    settings: ApiSettings, *, store: SpectrumStore, hub: Hub, ready: asyncio.Event
+) -> None:
+    """Follow the topics until cancelled; on a failure, say so and start again."""
+    delay = 1.0
+    while True:
+        try:
+            await follow(settings, store=store, hub=hub, ready=ready)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the API keeps serving what it has while Kafka is away
+            log.error("Following Kafka failed; retrying.", error=repr(error), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 30.0)
 
 
 async def follow(
@@ -70,14 +87,20 @@ async def _restore_positions(
     consumer: AIOKafkaConsumer, settings: ApiSettings, runs_topic: str, spectra_topic: str
 ) -> dict[TopicPartition, int]:
     """Assign every partition, seek, and return the end offsets still to be reached."""
-    await consumer.topics()  # loads the cluster metadata
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([runs_topic, spectra_topic])
+    finally:
+        await admin.close()
     partitions = [
-        TopicPartition(topic, partition)
-        for topic in (runs_topic, spectra_topic)
-        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
     ]
-    if not partitions:
-        raise RuntimeError(f"topics {runs_topic} and {spectra_topic} do not exist")
+    missing = {runs_topic, spectra_topic} - {tp.topic for tp in partitions}
+    if missing:
+        raise RuntimeError(f"topics {sorted(missing)} do not exist")
     consumer.assign(partitions)
     begins = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
-from quax_api.consumer import follow
+from quax_api.consumer import follow_forever
 from quax_api.hub import Hub
 from quax_api.routers import health, runs, ws
 from quax_api.settings import ApiSettings
@@ -27,7 +27,7 @@ def create_app(settings: ApiSettings, *, kafka: bool = True) -> FastAPI:
         if kafka:
             state = app.state
             task = asyncio.create_task(
-                follow(settings, store=state.store, hub=state.hub, ready=state.ready)
+                follow_forever(settings, store=state.store, hub=state.hub, ready=state.ready)
             )
         try:
             yield

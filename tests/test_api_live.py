@@ -1,0 +1,158 @@
+"""The API on the real pipeline: the WebSocket feed, restore after a restart, many clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+from localkafka import LocalKafka, free_port
+from pipeline import Pipeline
+
+from quaxspec.spectra import FileSpectrum
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+SAMPLES = 3072 * 200
+FILES = 6
+
+
+def producer_options(run_id: str, files: int = FILES) -> list[str]:
+    return [
+        "--source", "synthetic", "--run-id", run_id, "--seed", "8", "--files", str(files),
+        "--samples-per-file", str(SAMPLES), "--seconds-per-pair", "0.6",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def live(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    pipe = Pipeline(kafka, tmp_path_factory.mktemp("api"), QUAX_API_CLIENT_QUEUE="4")
+    pipe.start_aggregator()
+    pipe.start_worker()
+    yield pipe
+    pipe.close()
+
+
+async def _listen(url: str, count: int, *, timeout: float = 120) -> list[dict]:
+    """Messages of a client until it has ``count`` file updates."""
+    messages: list[dict] = []
+    async with websockets.connect(url, max_size=None) as socket:
+        hello = json.loads(await socket.recv())
+        assert hello["type"] == "hello"
+        deadline = time.monotonic() + timeout
+        while sum(m["type"] == "file" for m in messages) < count:
+            remaining = deadline - time.monotonic()
+            messages.append(json.loads(await asyncio.wait_for(socket.recv(), remaining)))
+    return messages
+
+
+_HEAD = re.compile(r'^\{"type":"(\w+)","dropped":(\d+),.*?"file_number":(\d+)')
+
+
+async def _count_files(url: str, count: int, *, timeout: float = 300) -> list[int]:
+    """File numbers a client receives until it has ``count`` of them (reads envelopes only)."""
+    numbers: list[int] = []
+    async with websockets.connect(url, max_size=None) as socket:
+        await socket.recv()  # hello
+        deadline = time.monotonic() + timeout
+        while len(numbers) < count:
+            text = await asyncio.wait_for(socket.recv(), deadline - time.monotonic())
+            head = _HEAD.match(text[:400])
+            if head and head[1] == "file":
+                numbers.append(int(head[3]))
+    return numbers
+
+
+def test_websocket_gets_one_message_per_file_in_order_with_the_topic_numbers(live):
+    port = free_port()
+    live.start_api(port=port)
+    url = f"ws://127.0.0.1:{port}/ws/v1/spectra?runs=api-ws"
+
+    async def scenario() -> list[dict]:
+        listener = asyncio.create_task(_listen(url, FILES))
+        await asyncio.sleep(1.0)  # connected before the first file
+        live.start("producer-ws", "quax-producer", "run", *producer_options("api-ws"))
+        return await listener
+
+    messages = asyncio.run(scenario())
+    outputs = live.collect({"api-ws": FILES})
+
+    files = [m for m in messages if m["type"] == "file"]
+    assert [m["data"]["file_number"] for m in files] == list(range(FILES))
+    for message in files:
+        from_topic = outputs.files[("api-ws", message["data"]["file_number"])]
+        from_socket = FileSpectrum.from_bytes(json.dumps(message["data"]).encode())
+        np.testing.assert_array_equal(from_socket.mean, from_topic.mean)
+        np.testing.assert_array_equal(from_socket.std, from_topic.std)
+    runs = [m for m in messages if m["type"] == "run"]
+    assert runs, "run updates are fed too"
+    assert all(m["dropped"] == 0 for m in messages)
+    live.stop("api")
+
+
+def test_a_restarted_api_serves_the_same_run_before_any_new_file(live):
+    live.produce("producer-restore", *producer_options("api-restore", files=3))
+    live.collect({"api-restore": 3})
+    port = free_port()
+    live.start_api("api-1", port=port)
+    before = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs/api-restore").content
+    files_before = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs/api-restore/files").json()
+    live.stop("api-1")
+
+    live.start_api("api-2", port=port)
+    after = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs/api-restore").content
+    files_after = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs/api-restore/files").json()
+    live.stop("api-2")
+
+    assert json.loads(before)["files"] == 3
+    assert after == before
+    assert files_after == files_before
+
+
+def test_fifty_clients_keep_receiving_while_a_stuck_one_is_dropped_to_its_bound(live):
+    port = free_port()
+    live.start_api(port=port)
+    url = f"ws://127.0.0.1:{port}/ws/v1/spectra?runs=api-many"
+
+    many = 20  # ~10 MB of updates: more than the socket buffers of the stuck client hold
+
+    async def scenario() -> tuple[list[list[int]], list[dict]]:
+        tiny = socket.socket()
+        tiny.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        tiny.connect(("127.0.0.1", port))
+        stuck = await websockets.connect(url, sock=tiny, max_size=None, max_queue=1)
+        readers = [asyncio.create_task(_count_files(url, many)) for _ in range(49)]
+        await asyncio.sleep(2.0)
+        options = producer_options("api-many", files=many)
+        live.start("producer-many", "quax-producer", "run", *options)
+        received = await asyncio.gather(*readers)
+        # The stuck client now reads what is left for it: at most its queue and what the
+        # socket buffers held, with the losses counted in "dropped".
+        late: list[dict] = []
+        try:
+            while True:
+                late.append(json.loads(await asyncio.wait_for(stuck.recv(), 2.0)))
+        except TimeoutError:
+            pass
+        await stuck.close()
+        return received, late
+
+    received, late = asyncio.run(scenario())
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics/").text
+    live.stop("api")
+
+    for numbers in received:
+        assert numbers == list(range(many))
+    assert late[-1]["dropped"] > 0
+    assert sum(m["type"] != "hello" for m in late) < 2 * many
+    dropped = [
+        line for line in metrics.splitlines() if line.startswith("quax_api_websocket_dropped_total")
+    ]
+    assert float(dropped[0].split()[-1]) > 0
