@@ -1,7 +1,8 @@
 """Fan-out of live updates to WebSocket clients, each with a bounded queue.
 
 A client that does not keep up loses its oldest queued updates (and is told how many);
-it never slows the consumer, the other clients or the server.
+it never slows the consumer, the other clients or the server. An update is encoded once
+and the same string is queued for every client, so memory does not grow with clients.
 """
 
 from __future__ import annotations
@@ -31,16 +32,13 @@ class Subscription:
         """Whether updates of ``run_id`` go to this client."""
         return self.runs is None or run_id in self.runs
 
-    def offer(self, kind: str, body: str) -> None:
-        """Queue an update, dropping the oldest one when the queue is full.
-
-        The envelope says how many updates this client has lost so far.
-        """
+    def offer(self, message: str) -> None:
+        """Queue an update, dropping the oldest one when the queue is full."""
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
             DROPPED.inc()
-        self.queue.put_nowait(f'{{"type":"{kind}","dropped":{self.dropped},{body}')
+        self.queue.put_nowait(message)
 
 
 class Hub:
@@ -64,10 +62,10 @@ class Hub:
 
     def publish(self, run_id: str, kind: str, document: bytes) -> None:
         """Offer an update (a quax.spectra or quax.runs JSON document) to interested clients."""
-        body = f'"run_id":{json.dumps(run_id)},"data":{document.decode()}}}'
+        message = f'{{"type":"{kind}","run_id":{json.dumps(run_id)},"data":{document.decode()}}}'
         for subscription in self._subscriptions:
             if subscription.wants(run_id):
-                subscription.offer(kind, body)
+                subscription.offer(message)
 
     def __len__(self) -> int:
         return len(self._subscriptions)

@@ -20,9 +20,10 @@ async def spectra(websocket: WebSocket, runs: str | None = None) -> None:
 
     The first message is ``{"type": "hello", "runs": [...] | null, "queue": N}``; then one
     message per emitted file spectrum (``type`` "file") and per run update (``type``
-    "run"): ``{"type", "dropped", "run_id", "data"}``, where ``data`` is the
-    quax.file-spectrum/1 or quax.run-spectrum/1 document and ``dropped`` counts the updates
-    this client lost because it read too slowly.
+    "run"): ``{"type", "run_id", "data"}``, where ``data`` is the quax.file-spectrum/1 or
+    quax.run-spectrum/1 document. A client that reads too slowly loses its oldest queued
+    updates; before its next update it gets ``{"type": "dropped", "count": N}``, the total
+    it has lost.
     """
     wanted = None if runs is None else frozenset(r.strip() for r in runs.split(","))
     if wanted is not None and any(not r or len(r) > 255 for r in wanted):
@@ -39,12 +40,16 @@ async def spectra(websocket: WebSocket, runs: str | None = None) -> None:
         }
         await websocket.send_text(json.dumps(hello))
         closed = asyncio.ensure_future(_until_closed(websocket))
+        reported = 0
         while not closed.done():
             message = asyncio.ensure_future(subscription.queue.get())
             await asyncio.wait({message, closed}, return_when=asyncio.FIRST_COMPLETED)
             if not message.done():
                 message.cancel()
                 break
+            if subscription.dropped > reported:
+                reported = subscription.dropped
+                await websocket.send_text(json.dumps({"type": "dropped", "count": reported}))
             await websocket.send_text(message.result())
     except (WebSocketDisconnect, RuntimeError):
         pass
