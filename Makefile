@@ -10,6 +10,8 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := tools/kafka/kafka.sh
+DASHBOARD := services/api/dashboard
+VENDOR := services/api/src/quax_api/static/vendor
 DEMO_DIR ?= data/demo
 DEMO_FILES ?= 8
 
@@ -17,7 +19,7 @@ DEMO_FILES ?= 8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline clean
+.PHONY: help browser setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,7 +32,13 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/p
 	$(UV) sync --frozen --all-packages
 	touch $@
 
-setup: $(VENV)/.synced ## Create the virtualenv with every package (uv from PyPI)
+$(VENDOR)/.copied: $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --silent
+	mkdir -p $(VENDOR)
+	cp $(DASHBOARD)/node_modules/uplot/dist/uPlot.iife.min.js $(DASHBOARD)/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	touch $@
+
+setup: $(VENV)/.synced $(VENDOR)/.copied ## The virtualenv with every package (uv from PyPI) and the dashboard's npm libraries
 
 kafka-install: ## Resolve the Apache Kafka broker's jars from Maven Central
 	$(KAFKA) install
@@ -42,7 +50,12 @@ kafka-up: setup kafka-install ## Start the local broker on 127.0.0.1:9092 and cr
 kafka-down: ## Stop the local broker
 	$(KAFKA) stop
 
-test: setup kafka-install lint ## Lint, then run every test (the real-broker tests start their own broker)
+browser: ## Debian's Chromium for the dashboard tests (apt; needs root)
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq \
+		&& apt-get install -y -qq --fix-broken >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version 2>/dev/null
+
+test: setup kafka-install browser lint ## Lint, then run every test (the real-broker tests start their own broker)
 	$(BIN)/pytest
 
 test-fast: setup ## Run the tests that need neither Kafka nor minutes

@@ -6,7 +6,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
 
 from quax_api.consumer import follow_forever
@@ -15,7 +19,10 @@ from quax_api.routers import health, runs, ws
 from quax_api.settings import ApiSettings
 from quax_api.store import SpectrumStore
 
-__all__ = ["create_app"]
+__all__ = ["STATIC", "create_app"]
+
+#: The dashboard: index.html, app.js, style.css, and vendor/ (uPlot, copied from npm).
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: ApiSettings, *, kafka: bool = True) -> FastAPI:
@@ -51,4 +58,10 @@ def create_app(settings: ApiSettings, *, kafka: bool = True) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(ws.router)
     app.mount("/metrics", make_asgi_app())
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
     return app
