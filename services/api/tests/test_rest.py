@@ -100,3 +100,13 @@ def test_probes_and_metrics():
         metrics = client.get("/metrics/").text
         assert "quax_api_websocket_clients" in metrics
         assert client.get("/openapi.json").json()["info"]["title"] == "quax-stream API"
+
+
+def test_dead_letters_are_counted_for_the_run_their_key_names(app):
+    store = app.state.store
+    for key in (b"run-a/00003", b"run-a", b"garbage", None):
+        store.add_reject(key)
+    with TestClient(app) as client:
+        runs = {r["run_id"]: r for r in client.get("/api/v1/runs").json()}
+    assert runs["run-a"]["rejects"] == 2
+    assert runs["run-b"]["rejects"] == 0

@@ -21,7 +21,7 @@ from quax_api.settings import ApiSettings
 from quax_api.store import SpectrumStore
 from quaxspec.messages import MessageDecodeError
 from quaxspec.spectra import FileSpectrum, RunSpectrum
-from quaxspec.topics import RUNS, SPECTRA
+from quaxspec.topics import DEADLETTER, RUNS, SPECTRA
 
 __all__ = ["follow", "follow_forever"]
 
@@ -57,6 +57,7 @@ async def follow(
     """Run until cancelled."""
     kafka = settings.kafka
     runs_topic, spectra_topic = kafka.topic(RUNS), kafka.topic(SPECTRA)
+    dead_topic = kafka.topic(DEADLETTER)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers,
         group_id=None,
@@ -66,7 +67,9 @@ async def follow(
     )
     await consumer.start()
     try:
-        pending = await _restore_positions(consumer, settings, runs_topic, spectra_topic)
+        pending = await _restore_positions(
+            consumer, settings, (runs_topic, dead_topic), spectra_topic
+        )
         log.info("Restoring runs and recent spectra.", partitions_to_read=len(pending))
         while True:
             if not ready.is_set() and not pending:
@@ -75,6 +78,9 @@ async def follow(
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
+                    if record.topic == dead_topic:
+                        store.add_reject(record.key)
+                        continue
                     _take(record.topic == runs_topic, record.value, store, hub, live=ready.is_set())
             for partition, end in list(pending.items()):
                 if await consumer.position(partition) >= end:
@@ -84,13 +90,21 @@ async def follow(
 
 
 async def _restore_positions(
-    consumer: AIOKafkaConsumer, settings: ApiSettings, runs_topic: str, spectra_topic: str
+    consumer: AIOKafkaConsumer,
+    settings: ApiSettings,
+    from_start: tuple[str, ...],
+    spectra_topic: str,
 ) -> dict[TopicPartition, int]:
-    """Assign every partition, seek, and return the end offsets still to be reached."""
+    """Assign every partition, seek, and return the end offsets still to be reached.
+
+    Topics in ``from_start`` are read whole (the compacted runs, the small dead-letter
+    topic); of the spectra only the tail is read.
+    """
+    topics = [*from_start, spectra_topic]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
     await admin.start()
     try:
-        described = await admin.describe_topics([runs_topic, spectra_topic])
+        described = await admin.describe_topics(topics)
     finally:
         await admin.close()
     partitions = [
@@ -98,16 +112,16 @@ async def _restore_positions(
         for topic in described
         for partition in topic["partitions"]
     ]
-    missing = {runs_topic, spectra_topic} - {tp.topic for tp in partitions}
+    missing = set(topics) - {tp.topic for tp in partitions}
     if missing:
         raise RuntimeError(f"topics {sorted(missing)} do not exist")
     consumer.assign(partitions)
     begins = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
     for tp in partitions:
-        back = 0 if tp.topic == runs_topic else settings.restore_file_messages
-        start = begins[tp] if tp.topic == runs_topic else max(begins[tp], ends[tp] - back)
-        consumer.seek(tp, start)
+        whole = tp.topic in from_start
+        tail = max(begins[tp], ends[tp] - settings.restore_file_messages)
+        consumer.seek(tp, begins[tp] if whole else tail)
     return {tp: ends[tp] for tp in partitions}
 
 

@@ -34,6 +34,16 @@ class SpectrumStore:
     def __init__(self, *, recent_files: int) -> None:
         self._recent = recent_files
         self._runs: dict[str, RunState] = {}
+        self._rejects: dict[str, int] = {}
+
+    def add_reject(self, key: bytes | None) -> None:
+        """Count a dead letter for the run its Kafka key names ("run" or "run/file")."""
+        run_id = (key or b"").decode(errors="replace").split("/", 1)[0]
+        self._rejects[run_id] = self._rejects.get(run_id, 0) + 1
+
+    def rejects(self, run_id: str) -> int:
+        """Dead letters whose key names ``run_id``."""
+        return self._rejects.get(run_id, 0)
 
     def add_run(self, spectrum: RunSpectrum) -> bool:
         """Keep the update if it is newer (more slices); return whether it was."""

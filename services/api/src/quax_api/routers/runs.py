@@ -40,6 +40,7 @@ class RunSummary(BaseModel):
     incomplete_files: int
     slices: int
     duplicates: int
+    rejects: int = Field(description="Dead-letter records whose Kafka key names this run.")
     first_daq_time: float | None
     last_daq_time: float | None
     last_file: int
@@ -78,7 +79,7 @@ class Waterfall(BaseModel):
 async def list_runs(store: StoreDep) -> list[RunSummary]:
     """Every run with a cumulative spectrum, newest update first."""
     summaries = [
-        _summary(state.run)
+        _summary(state.run, rejects=store.rejects(run_id))
         for run_id in store.run_ids()
         if (state := store.state(run_id)) and state.run
     ]
@@ -206,7 +207,7 @@ def _state(store: StoreDep, run_id: str) -> RunState:
     return state
 
 
-def _summary(run: RunSpectrum) -> RunSummary:
+def _summary(run: RunSpectrum, *, rejects: int) -> RunSummary:
     return RunSummary(
         run_id=run.run_id,
         status="live" if time.time() - run.emitted_time < LIVE_SECONDS else "idle",
@@ -214,6 +215,7 @@ def _summary(run: RunSpectrum) -> RunSummary:
         incomplete_files=run.incomplete_files,
         slices=run.slices,
         duplicates=run.duplicates,
+        rejects=rejects,
         first_daq_time=_finite(run.first_daq_time),
         last_daq_time=_finite(run.last_daq_time),
         last_file=run.last_file,
