@@ -29,4 +29,5 @@ def serve() -> None:
         log_config=None,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        ws_per_message_deflate=settings.websocket_compression,
     )

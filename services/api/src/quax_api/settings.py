@@ -30,3 +30,8 @@ class ApiSettings(BaseSettings):
     client_queue: int = Field(
         32, ge=1, description="Updates queued per WebSocket client; a slow one loses the oldest."
     )
+    websocket_compression: bool = Field(
+        False,
+        description="Offer permessage-deflate: less bandwidth, but one compression per client "
+        "and update (off: every client is sent the same encoded bytes).",
+    )

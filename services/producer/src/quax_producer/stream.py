@@ -158,10 +158,11 @@ class _FileSender:
         pacer = self._pacer or self._start_pacing(plan.chunk_bytes(layout.n_slices))
         if self._settings.source == "synthetic":
             # The synthetic DAQ acquires a file during its slot of the schedule and streams it
-            # as it goes; the file is complete when its slot ends, so that downstream
+            # as it goes; the file is complete when its last chunk is due, so that downstream
             # latencies measure the pipeline, not the pacing or the generator's head start.
-            slot = pacer.duration(plan.chunk_bytes(layout.n_slices))
-            record = dataclasses.replace(record, daq_time=time.time() + pacer.delay() + slot)
+            last = layout.n_slices % plan.slices_per_chunk or plan.slices_per_chunk
+            before_last = pacer.duration(plan.chunk_bytes(layout.n_slices - last))
+            record = dataclasses.replace(record, daq_time=time.time() + pacer.delay() + before_last)
         key = f"{plan.run_id}/{record.number:05d}".encode()
         unacknowledged = _Countdown(n_chunks)
         started = time.monotonic()
