@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["REASON_HEADER", "deadletter_headers"]
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+__all__ = ["REASON_HEADER", "dead_letter", "deadletter_headers"]
+
+log = structlog.get_logger("quax.deadletter")
 
 #: Header names on dead-letter records.
 REASON_HEADER = "quax-reason"
@@ -19,3 +26,27 @@ def deadletter_headers(
         (SERVICE_HEADER, service.encode()),
         (SOURCE_HEADER, f"{topic}/{partition}/{offset}".encode()),
     ]
+
+
+async def dead_letter(
+    send: Callable[..., Awaitable[Any]],
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    service: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> None:
+    """Log why a record is rejected and send it, unchanged, with ``send`` (a topic's send)."""
+    log.warning(
+        "Sent a record to the dead-letter topic.",
+        reason=reason,
+        service=service,
+        source=f"{topic}/{partition}/{offset}",
+    )
+    headers = deadletter_headers(
+        reason=reason, service=service, topic=topic, partition=partition, offset=offset
+    )
+    await send(key=key, value=value, headers=headers)

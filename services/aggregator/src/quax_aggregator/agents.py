@@ -10,7 +10,7 @@ import structlog
 from quax_aggregator.metrics import AggregatorMetrics
 from quax_aggregator.settings import AggregatorSettings
 from quax_aggregator.tables import Tables, file_key
-from quaxspec.deadletter import deadletter_headers
+from quaxspec.deadletter import dead_letter
 from quaxspec.merging import Step, apply_close, apply_partial
 from quaxspec.messages import CloseFile, MessageDecodeError, Partial, decode_partials_topic
 from quaxspec.topics import DEADLETTER, PARTIALS, RUNS, SPECTRA
@@ -104,22 +104,15 @@ def register_agents(
         reason = "undecodable" if isinstance(error, MessageDecodeError) else "inconsistent"
         message = event.message
         metrics.rejects.labels(reason=reason).inc()
-        log.warning(
-            "Rejected a partial to the dead-letter topic.",
-            reason=str(error),
-            partition=message.partition,
-            offset=message.offset,
-        )
-        await dead.send(
+        await dead_letter(
+            dead.send,
             key=event.key,
             value=event.value,
-            headers=deadletter_headers(
-                reason=str(error),
-                service="aggregator",
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            ),
+            reason=str(error),
+            service="aggregator",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
         )
 
     @app.timer(interval=settings.close_check_seconds)

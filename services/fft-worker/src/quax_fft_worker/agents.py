@@ -5,18 +5,15 @@ from __future__ import annotations
 import time
 
 import faust
-import structlog
 
 from quax_fft_worker.metrics import WorkerMetrics
 from quax_fft_worker.settings import FftWorkerSettings
-from quaxspec.deadletter import deadletter_headers
+from quaxspec.deadletter import dead_letter
 from quaxspec.messages import MessageDecodeError, Partial, RawChunk, SkippedChunk
 from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
 from quaxspec.topics import DEADLETTER, PARTIALS, RAW
 
 __all__ = ["register_agents"]
-
-log = structlog.get_logger("quax.fft_worker")
 
 
 class _Kernels:
@@ -60,23 +57,15 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
             except (MessageDecodeError, NonFiniteSamplesError) as error:
                 reason = "non-finite" if chunk is not None else "undecodable"
                 metrics.rejects.labels(reason=reason).inc()
-                log.warning(
-                    "Rejected a raw chunk to the dead-letter topic.",
+                await dead_letter(
+                    dead.send,
+                    key=event.key,
+                    value=event.value,
                     reason=str(error),
+                    service="fft-worker",
                     topic=message.topic,
                     partition=message.partition,
                     offset=message.offset,
-                )
-                await dead.send(
-                    key=event.key,
-                    value=event.value,
-                    headers=deadletter_headers(
-                        reason=str(error),
-                        service="fft-worker",
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                    ),
                 )
                 if chunk is not None:  # tell the aggregator these slices will not come
                     notice = SkippedChunk.of_chunk(chunk)
