@@ -23,9 +23,10 @@ class ApiSettings(BaseSettings):
         240, ge=1, description="File spectra kept per run (for the file list and the waterfall)."
     )
     restore_file_messages: int = Field(
-        2000,
+        300,
         ge=0,
-        description="File spectra re-read per partition of quax.spectra at start (the tail).",
+        description="File spectra re-read per partition of quax.spectra at start (the tail); "
+        "each costs a JSON decode, so keep it near recent_files.",
     )
     client_queue: int = Field(
         32, ge=1, description="Updates queued per WebSocket client; a slow one loses the oldest."
