@@ -296,21 +296,13 @@ def _copy_slowly(directory: Path, records: list[DaqRecord]) -> None:
                 time.sleep(0.3)
 
 
-# Known bug, open: after the aggregator restarts, Faust (0.15.3) sometimes drops one partial
-# that it had fetched while its table recovery was finishing (seen in ~1 of 4 runs: the
-# record right after the first file the new process closes is never processed, so that
-# file never completes). Not a strict expectation until it is fixed.
-_AGGREGATOR_RESTART_LOSS = pytest.mark.xfail(
-    strict=False, reason="Faust can drop one record fetched during table recovery"
-)
-
 
 @pytest.mark.parametrize(
     ("victim", "store"),
     [
         ("fft-worker-1", "memory://"),
-        pytest.param("aggregator", "memory://", marks=_AGGREGATOR_RESTART_LOSS),
-        pytest.param("aggregator", "rocksdb://", marks=_AGGREGATOR_RESTART_LOSS),
+        ("aggregator", "memory://"),
+        ("aggregator", "rocksdb://"),
     ],
 )
 def test_a_killed_service_loses_no_slice_and_counts_none_twice(kafka, tmp_path, victim, store):

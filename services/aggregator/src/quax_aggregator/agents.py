@@ -13,11 +13,15 @@ from quax_aggregator.tables import Tables, file_key
 from quaxspec.deadletter import dead_letter
 from quaxspec.merging import Step, apply_close, apply_partial
 from quaxspec.messages import CloseFile, MessageDecodeError, Partial, decode_partials_topic
+from quaxspec.offsets import OffsetGuard, OffsetLedger
 from quaxspec.topics import DEADLETTER, PARTIALS, RUNS, SPECTRA
 
 __all__ = ["register_agents"]
 
 log = structlog.get_logger("quax.aggregator")
+
+#: How often the consumer lag is measured (seconds).
+LAG_SECONDS = 5.0
 
 
 def register_agents(
@@ -31,6 +35,15 @@ def register_agents(
     )
     config = settings.analysis
     started = time.time()
+    # Faust can skip a fetched partial when a rebalance starts and still commit past it;
+    # the ledger (a table, so restored with the state) sees the gap and rewinds.
+    guard = OffsetGuard(
+        lambda: app.consumer,
+        OffsetLedger(tables.offsets),
+        topic=partials.get_topic_name(),
+        on_rewind=metrics.rewinds.inc,
+        on_loss=metrics.lost_records.inc,
+    )
 
     async def emit(step: Step) -> None:
         spectrum = step.file_spectrum
@@ -45,6 +58,10 @@ def register_agents(
         latency = max(spectrum.emitted_time - spectrum.daq_time, 0.0)
         metrics.latency.observe(latency)
         best = max(run.candidates, key=lambda c: c.significance, default=None) if run else None
+        if run is not None:
+            metrics.run_best_sigma.labels(run_id=run.run_id).set(best.significance if best else 0)
+            metrics.run_radiometer_ratio.labels(run_id=run.run_id).set(run.radiometer_ratio)
+            metrics.run_files.labels(run_id=run.run_id).set(run.files)
         best_khz = None if best is None else round((best.frequency_hz - spectrum.f_lo) / 1e3, 2)
         log.info(
             "Emitted a file spectrum." if spectrum.complete else "Closed an incomplete file.",
@@ -63,42 +80,48 @@ def register_agents(
     @app.agent(partials, concurrency=1)
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                message = decode_partials_topic(event.value)
-                key = file_key(message.run_id, message.file_number)
-                file, run = (
-                    tables.file(message.run_id, message.file_number),
-                    tables.run(message.run_id),
-                )
-                closing = time.perf_counter()
-                now = time.time()
-                if isinstance(message, CloseFile):
-                    step = apply_close(message, file=file, run=run, now=now, config=config)
-                else:
-                    step = apply_partial(message, file=file, run=run, now=now, config=config)
-            except (MessageDecodeError, ValueError) as error:
-                await reject(event, error)
-                continue
-            await emit(step)
-            if step.file is None:
-                if key in tables.files:
-                    del tables.files[key]
+            if await guard.admit(event.message):
+                await handle(event)
+                guard.handled(event.message)
+
+    async def handle(event: faust.EventT[bytes]) -> None:
+        """Merge one partial (or apply one close request) and emit what it completes."""
+        try:
+            message = decode_partials_topic(event.value)
+            key = file_key(message.run_id, message.file_number)
+            file, run = (
+                tables.file(message.run_id, message.file_number),
+                tables.run(message.run_id),
+            )
+            closing = time.perf_counter()
+            now = time.time()
+            if isinstance(message, CloseFile):
+                step = apply_close(message, file=file, run=run, now=now, config=config)
             else:
-                tables.files[key] = step.file.to_bytes()
-            if step.run is not None:
-                tables.runs[message.run_id.encode()] = step.run.to_bytes()
-            if step.file_spectrum is not None:
-                metrics.analysis_seconds.observe(time.perf_counter() - closing)
-            if step.duplicate:
-                metrics.duplicates.inc()
-                log.info(
-                    "Ignored a redelivered partial.",
-                    run_id=message.run_id,
-                    file=message.file_number,
-                )
-            elif isinstance(message, Partial):
-                metrics.partials.inc()
-                metrics.slices.inc(int(message.moments.n))
+                step = apply_partial(message, file=file, run=run, now=now, config=config)
+        except (MessageDecodeError, ValueError) as error:
+            await reject(event, error)
+            return
+        await emit(step)
+        if step.file is None:
+            if key in tables.files:
+                del tables.files[key]
+        else:
+            tables.files[key] = step.file.to_bytes()
+        if step.run is not None:
+            tables.runs[message.run_id.encode()] = step.run.to_bytes()
+        if step.file_spectrum is not None:
+            metrics.analysis_seconds.observe(time.perf_counter() - closing)
+        if step.duplicate:
+            metrics.duplicates.inc()
+            log.info(
+                "Ignored a redelivered partial.",
+                run_id=message.run_id,
+                file=message.file_number,
+            )
+        elif isinstance(message, Partial):
+            metrics.partials.inc()
+            metrics.slices.inc(int(message.moments.n))
 
     async def reject(event: faust.EventT[bytes], error: Exception) -> None:
         reason = "undecodable" if isinstance(error, MessageDecodeError) else "inconsistent"
@@ -114,6 +137,18 @@ def register_agents(
             partition=message.partition,
             offset=message.offset,
         )
+
+    exported: set[str] = set()
+
+    @app.timer(interval=LAG_SECONDS)
+    async def export_lag() -> None:
+        lag = {str(partition): records for partition, records in (await guard.lag()).items()}
+        for partition in exported - lag.keys():
+            metrics.lag.remove(guard.topic, partition)
+        for partition, records in lag.items():
+            metrics.lag.labels(topic=guard.topic, partition=partition).set(records)
+        exported.clear()
+        exported.update(lag)
 
     @app.timer(interval=settings.close_check_seconds)
     async def close_stalled() -> None:

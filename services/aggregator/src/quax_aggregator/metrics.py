@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["AggregatorMetrics"]
 
@@ -38,6 +38,40 @@ class AggregatorMetrics:
             "quax_end_to_end_latency_seconds",
             "From the DAQ file time to its spectrum being emitted.",
             buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300),
+            registry=registry,
+        )
+        self.rewinds = Counter(
+            "quax_aggregator_offset_rewinds",
+            "Times the partials topic was read again from a record the consumer had skipped.",
+            registry=registry,
+        )
+        self.lost_records = Counter(
+            "quax_aggregator_lost_records",
+            "Partials deleted by retention before they were aggregated.",
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "quax_consumer_lag",
+            "Records of the input topic not yet handled, by partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.run_best_sigma = Gauge(
+            "quax_aggregator_run_best_sigma",
+            "Significance (σ) of the best candidate in the run's latest spectrum; 0 if none.",
+            ["run_id"],
+            registry=registry,
+        )
+        self.run_radiometer_ratio = Gauge(
+            "quax_aggregator_run_radiometer_ratio",
+            "Measured over expected (1/√N) noise of the run's excess; about 1 when healthy.",
+            ["run_id"],
+            registry=registry,
+        )
+        self.run_files = Gauge(
+            "quax_aggregator_run_files",
+            "Files merged into the run.",
+            ["run_id"],
             registry=registry,
         )
         self.analysis_seconds = Histogram(

@@ -2,7 +2,9 @@
 
 Both are keyed so that they live in the partition of the run's partials (the partials
 topic is keyed by run, and a table's changelog partition follows the event that writes
-it): a run and its files are always owned by the same worker.
+it): a run and its files are always owned by the same worker. A third table holds the
+next partials offset expected in each partition (quaxspec.offsets.OffsetLedger), written
+by the events of that partition, so it moves and is restored together with them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Tables:
 
     files: TableT[bytes, bytes]
     runs: TableT[bytes, bytes]
+    offsets: TableT[bytes, bytes]
 
     @classmethod
     def create(cls, app: faust.App) -> Tables:
@@ -55,6 +58,7 @@ class Tables:
         return cls(
             files=table("files", "Open files by run/file."),
             runs=table("runs", "Run accumulators by run."),
+            offsets=table("offsets", "Next partials offset expected, by partition."),
         )
 
     def file(self, run_id: str, file_number: int) -> FileAccumulator | None:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import faust
+from faust.types import TP
 
 from quax_fft_worker.metrics import WorkerMetrics
 from quax_fft_worker.settings import FftWorkerSettings
 from quaxspec.deadletter import dead_letter
 from quaxspec.messages import MessageDecodeError, Partial, RawChunk, SkippedChunk
+from quaxspec.offsets import OffsetGuard, OffsetLedger
 from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
 from quaxspec.topics import DEADLETTER, PARTIALS, RAW
 
 __all__ = ["register_agents"]
+
+#: How often the consumer lag is measured (seconds).
+LAG_SECONDS = 5.0
 
 
 class _Kernels:
@@ -44,35 +50,69 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
     dead = app.topic(kafka.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
     kernels = _Kernels(settings)
 
+    # Faust can skip a fetched chunk when a rebalance starts and still commit past it; a
+    # worker that keeps the partition sees the gap and rewinds. The ledger is in memory and
+    # holds only the partitions assigned now (another worker may have moved the others on).
+    guard = OffsetGuard(
+        lambda: app.consumer,
+        OffsetLedger({}),
+        topic=raw.get_topic_name(),
+        on_rewind=metrics.rewinds.inc,
+        on_loss=metrics.lost_records.inc,
+    )
+
+    @app.on_partitions_assigned.connect
+    async def keep_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0]
+        guard.forget(tp.partition for tp in assigned if tp.topic == guard.topic)
+
     @app.agent(raw, concurrency=1)
     async def transform(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            message = event.message
-            chunk = None
-            try:
-                chunk = RawChunk.from_bytes(event.value)
-                started = time.perf_counter()
-                moments = kernels(chunk.n_fft, chunk.fs).moments(chunk.i, chunk.q)
-                metrics.kernel_seconds.observe(time.perf_counter() - started)
-            except (MessageDecodeError, NonFiniteSamplesError) as error:
-                reason = "non-finite" if chunk is not None else "undecodable"
-                metrics.rejects.labels(reason=reason).inc()
-                await dead_letter(
-                    dead.send,
-                    key=event.key,
-                    value=event.value,
-                    reason=str(error),
-                    service="fft-worker",
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-                if chunk is not None:  # tell the aggregator these slices will not come
-                    notice = SkippedChunk.of_chunk(chunk)
-                    await partials.send(key=chunk.run_id.encode(), value=notice.to_bytes())
-                continue
-            partial = Partial.of_chunk(chunk, moments)
-            await partials.send(key=chunk.run_id.encode(), value=partial.to_bytes())
-            metrics.chunks.inc()
-            metrics.slices.inc(chunk.n_slices)
-            metrics.input_bytes.inc(chunk.i.nbytes + chunk.q.nbytes)
+            if await guard.admit(event.message):
+                await handle(event)
+                guard.handled(event.message)
+
+    async def handle(event: faust.EventT[bytes]) -> None:
+        """Transform one raw chunk into a partial (or dead-letter it)."""
+        message = event.message
+        chunk = None
+        try:
+            chunk = RawChunk.from_bytes(event.value)
+            started = time.perf_counter()
+            moments = kernels(chunk.n_fft, chunk.fs).moments(chunk.i, chunk.q)
+            metrics.kernel_seconds.observe(time.perf_counter() - started)
+        except (MessageDecodeError, NonFiniteSamplesError) as error:
+            reason = "non-finite" if chunk is not None else "undecodable"
+            metrics.rejects.labels(reason=reason).inc()
+            await dead_letter(
+                dead.send,
+                key=event.key,
+                value=event.value,
+                reason=str(error),
+                service="fft-worker",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+            if chunk is not None:  # tell the aggregator these slices will not come
+                notice = SkippedChunk.of_chunk(chunk)
+                await partials.send(key=chunk.run_id.encode(), value=notice.to_bytes())
+            return
+        partial = Partial.of_chunk(chunk, moments)
+        await partials.send(key=chunk.run_id.encode(), value=partial.to_bytes())
+        metrics.chunks.inc()
+        metrics.slices.inc(chunk.n_slices)
+        metrics.input_bytes.inc(chunk.i.nbytes + chunk.q.nbytes)
+
+    exported: set[str] = set()
+
+    @app.timer(interval=LAG_SECONDS)
+    async def export_lag() -> None:
+        lag = {str(partition): records for partition, records in (await guard.lag()).items()}
+        for partition in exported - lag.keys():
+            metrics.lag.remove(guard.topic, partition)
+        for partition, records in lag.items():
+            metrics.lag.labels(topic=guard.topic, partition=partition).set(records)
+        exported.clear()
+        exported.update(lag)

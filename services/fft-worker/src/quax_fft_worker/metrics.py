@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["WorkerMetrics"]
 
@@ -20,6 +20,22 @@ class WorkerMetrics:
             "quax_fft_rejects",
             "Chunks sent to the dead-letter topic, by reason.",
             ["reason"],
+            registry=registry,
+        )
+        self.rewinds = Counter(
+            "quax_fft_offset_rewinds",
+            "Times the raw topic was read again from a record the consumer had skipped.",
+            registry=registry,
+        )
+        self.lost_records = Counter(
+            "quax_fft_lost_records",
+            "Raw chunks deleted by retention before they were transformed.",
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "quax_consumer_lag",
+            "Records of the input topic not yet handled, by partition.",
+            ["topic", "partition"],
             registry=registry,
         )
         self.kernel_seconds = Histogram(
