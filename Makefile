@@ -14,6 +14,7 @@ DASHBOARD := services/api/dashboard
 VENDOR := services/api/src/quax_api/static/vendor
 DEMO_DIR ?= data/demo
 DEMO_FILES ?= 8
+HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 
 # uv uses this machine's Python 3.11 and never downloads an interpreter.
 export UV_PYTHON_DOWNLOADS := never
@@ -38,7 +39,11 @@ $(VENDOR)/.copied: $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
 	cp $(DASHBOARD)/node_modules/uplot/dist/uPlot.iife.min.js $(DASHBOARD)/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
 	touch $@
 
-setup: $(VENV)/.synced $(VENDOR)/.copied ## The virtualenv with every package (uv from PyPI) and the dashboard's npm libraries
+$(HADOLINT): tools/hadolint/install.sh tools/hadolint/requirements.txt
+	PYTHON=$(PYTHON) tools/hadolint/install.sh
+	touch $@
+
+setup: $(VENV)/.synced $(VENDOR)/.copied $(HADOLINT) ## The virtualenv with every package (uv from PyPI), the dashboard's npm libraries and hadolint
 
 kafka-install: ## Resolve the Apache Kafka broker's jars from Maven Central
 	$(KAFKA) install
