@@ -3,9 +3,9 @@
 Kafka gives the records of a partition consecutive offsets (our topics are neither compacted
 nor written in transactions). A consumer that remembers the next offset it expects can
 therefore tell when its client library hands it a record from further on: something was
-skipped, and it must read again from the expected offset. Faust can skip a record it had
-fetched when a rebalance starts (it drops it as stale but still acknowledges it, so the
-committed offset moves past it); this ledger is how the services notice and recover.
+skipped, and it must read again from the expected offset. Faust 0.15 can lose a record it
+had fetched around a rebalance (it clears its agents' buffers when table recovery ends,
+and acknowledges records it drops as stale); this is how the services notice and recover.
 
 The ledger keeps its entries in any mutable mapping: a plain dict in a stateless worker, a
 changelogged table in the aggregator (so the expectation survives a restart together with
