@@ -20,7 +20,7 @@ HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help browser prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline clean
+.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ browser: ## Debian's Chromium for the dashboard tests (apt; needs root)
 		&& apt-get install -y -qq --fix-broken >/dev/null && apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version 2>/dev/null
 
+k8s-tools: ## Pinned helm, kubeconform, checkov and Kubernetes schemas for the chart tests (.tools/)
+	PYTHON=$(PYTHON) tools/k8s/install.sh
+
 prometheus: ## Debian's Prometheus and promtool for the monitoring tests (apt; needs root)
 	bash tools/prometheus/install.sh
 
@@ -67,10 +70,10 @@ prometheus-demo: prometheus ## Prometheus on 127.0.0.1:9090 scraping `make demo`
 	prometheus --config.file=tools/prometheus/demo.yml --storage.tsdb.path=data/prometheus \
 		--web.listen-address=127.0.0.1:9090
 
-test: setup kafka-install browser prometheus lint ## Lint, then run every test (the real-broker tests start their own broker)
+test: setup kafka-install browser prometheus k8s-tools lint ## Lint, then run every test (the real-broker tests start their own broker)
 	$(BIN)/pytest
 
-test-fast: setup ## Run the tests that need neither Kafka nor minutes
+test-fast: setup k8s-tools prometheus ## Run the tests that need neither Kafka nor minutes
 	$(BIN)/pytest -m "not kafka and not slow"
 
 lint: setup ## ruff (lint and format check) and mypy

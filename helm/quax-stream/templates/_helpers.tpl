@@ -1,0 +1,248 @@
+{{/*
+Chart name, truncated to the 63 characters of a DNS label.
+*/}}
+{{- define "quax-stream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the release name (objects are <release>-<component>, e.g. quax-api), or
+fullnameOverride. Truncated so that "-<component>" still fits in 63 characters.
+*/}}
+{{- define "quax-stream.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of one component's objects: (dict "root" $ "component" "fft-worker").
+*/}}
+{{- define "quax-stream.componentName" -}}
+{{- printf "%s-%s" (include "quax-stream.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Chart label value: name-version.
+*/}}
+{{- define "quax-stream.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels of the release.
+*/}}
+{{- define "quax-stream.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "quax-stream.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Common labels of the release.
+*/}}
+{{- define "quax-stream.labels" -}}
+helm.sh/chart: {{ include "quax-stream.chart" . }}
+{{ include "quax-stream.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: quax-stream
+{{- end }}
+
+{{/*
+Selector labels of one component: (dict "root" $ "component" "api").
+*/}}
+{{- define "quax-stream.componentSelectorLabels" -}}
+{{ include "quax-stream.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Labels of one component's objects: (dict "root" $ "component" "api").
+*/}}
+{{- define "quax-stream.componentLabels" -}}
+{{ include "quax-stream.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount of every pod.
+*/}}
+{{- define "quax-stream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "quax-stream.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image of a component: (dict "root" $ "image" .Values.api.image); the tag defaults to appVersion.
+*/}}
+{{- define "quax-stream.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/*
+Kafka bootstrap servers of the chosen mode.
+*/}}
+{{- define "quax-stream.kafka.bootstrapServers" -}}
+{{- $kafka := .Values.kafka }}
+{{- if eq $kafka.mode "internal" }}
+{{- printf "%s:9092" (include "quax-stream.componentName" (dict "root" . "component" "kafka")) }}
+{{- else if eq $kafka.mode "external" }}
+{{- required "kafka.external.bootstrapServers is required when kafka.mode is external (host:port of the brokers, comma-separated)" $kafka.external.bootstrapServers }}
+{{- else if eq $kafka.mode "strimzi" }}
+{{- printf "%s-kafka-bootstrap:9092" (include "quax-stream.kafka.strimziCluster" .) }}
+{{- else }}
+{{- fail (printf "kafka.mode must be internal, external or strimzi, not %q" $kafka.mode) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Strimzi Kafka resource.
+*/}}
+{{- define "quax-stream.kafka.strimziCluster" -}}
+{{- default (include "quax-stream.fullname" .) .Values.kafka.strimzi.clusterName | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Partition count of the raw topic: the most FFT workers that can share the work.
+*/}}
+{{- define "quax-stream.rawPartitions" -}}
+{{- $partitions := 0 }}
+{{- range .Values.kafka.topics }}
+{{- if eq .name "quax.raw" }}{{ $partitions = int .partitions }}{{ end }}
+{{- end }}
+{{- if not $partitions }}
+{{- fail "kafka.topics must declare quax.raw and its partitions" }}
+{{- end }}
+{{- $partitions }}
+{{- end }}
+
+{{/*
+The pod-level part of every workload of the chart: service account, no token, security
+context, placement. Argument: (dict "root" $ "values" .Values.api).
+*/}}
+{{- define "quax-stream.podCommon" -}}
+serviceAccountName: {{ include "quax-stream.serviceAccountName" .root }}
+automountServiceAccountToken: false
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .values.podSecurityContext | nindent 2 }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment of a service container: the shared ConfigMap (Kafka, logging) and its own.
+*/}}
+{{- define "quax-stream.envFrom" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "quax-stream.componentName" (dict "root" .root "component" "common") }}
+  - configMapRef:
+      name: {{ include "quax-stream.componentName" (dict "root" .root "component" .component) }}
+{{- end }}
+
+{{/*
+A component's settings as environment variables: (dict "prefix" "QUAX_API_" "settings" .Values.api.settings).
+Keys are the settings class's field names; unset (null) values are left out. Whole numbers
+are written without an exponent (Helm reads every number as a float).
+*/}}
+{{- define "quax-stream.settingsEnv" -}}
+{{- $prefix := .prefix }}
+{{- $lines := list }}
+{{- range $field, $value := .settings }}
+{{- if not (kindIs "invalid" $value) }}
+{{- if and (kindIs "float64" $value) (eq $value (floor $value)) }}
+{{- $value = int64 $value }}
+{{- end }}
+{{- $lines = append $lines (printf "%s%s: %s" $prefix (upper $field) ($value | toString | quote)) }}
+{{- end }}
+{{- end }}
+{{- join "\n" $lines }}
+{{- end }}
+
+{{/*
+Init container that waits until every project topic exists (quaxspec.topics, with the
+prefix of QUAX_KAFKA_TOPIC_PREFIX), run with the component's own image so that the topic
+list is the one the service uses: (dict "root" $ "values" .Values.api "component" "api").
+*/}}
+{{- define "quax-stream.waitForTopics" -}}
+{{- if .root.Values.kafka.waitForTopics -}}
+initContainers:
+  - name: wait-for-topics
+    image: {{ include "quax-stream.image" (dict "root" .root "image" .values.image) }}
+    imagePullPolicy: {{ .values.image.pullPolicy }}
+    command:
+      - python
+      - -c
+      - |
+        import asyncio, sys, time
+        from aiokafka.admin import AIOKafkaAdminClient
+        from quaxspec.settings import KafkaSettings
+        from quaxspec.topics import ALL_TOPICS
+        kafka = KafkaSettings()
+        wanted = {kafka.topic(spec) for spec in ALL_TOPICS}
+        async def missing():
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+            await admin.start()
+            try:
+                return sorted(wanted - set(await admin.list_topics()))
+            finally:
+                await admin.close()
+        while True:
+            try:
+                left = asyncio.run(missing())
+            except Exception as error:
+                left = f"Kafka at {kafka.bootstrap_servers} not reachable yet ({error!r})"
+            if not left:
+                print("All topics exist:", ", ".join(sorted(wanted)), flush=True)
+                sys.exit(0)
+            print("Waiting for topics:", left, flush=True)
+            time.sleep(3)
+    {{- include "quax-stream.envFrom" . | nindent 4 }}
+    resources:
+      requests:
+        cpu: 10m
+        memory: 64Mi
+      limits:
+        cpu: 200m
+        memory: 256Mi
+    securityContext:
+      {{- toYaml .values.securityContext | nindent 6 }}
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+{{- end }}
+{{- end }}
+
+{{/*
+Checksum of a component's configuration, so that its pods restart when it changes.
+*/}}
+{{- define "quax-stream.configChecksum" -}}
+checksum/config: {{ printf "%s%s" (include (print .root.Template.BasePath "/common-configmap.yaml") .root) (include (print .root.Template.BasePath "/" .component "-configmap.yaml") .root) | sha256sum }}
+{{- end }}
+
+{{/*
+Linter waivers of a workload that runs one of the chart's images (checkov annotations).
+*/}}
+{{- define "quax-stream.imageWaivers" -}}
+checkov.io/skip1: CKV_K8S_43=Images are pinned by tag (the chart's appVersion, apache/kafka 4.1.1); images built locally and loaded into kind or minikube have no registry digest.
+checkov.io/skip2: CKV_K8S_15=IfNotPresent on purpose - images loaded into kind or minikube are in no registry, and a release tag is never rebuilt.
+{{- end }}
