@@ -296,7 +296,6 @@ def _copy_slowly(directory: Path, records: list[DaqRecord]) -> None:
                 time.sleep(0.3)
 
 
-
 @pytest.mark.parametrize(
     ("victim", "store"),
     [
