@@ -893,3 +893,14 @@ def test_notes_tell_how_to_open_the_dashboard_and_scale(name: str, tmp_path: Pat
         assert "get scaledobject quax-fft-worker" in text
     else:
         assert "scale deployment/quax-fft-worker --replicas=4" in text
+
+
+@pytest.mark.parametrize(("name", "replication"), [("default", 1), ("prod", 3)])
+def test_faust_changelogs_get_the_topics_replication(name: str, replication: int) -> None:
+    # Faust creates the aggregator's table changelogs itself: they must be as durable as
+    # the topics the chart creates, or a broker loss takes the run's state with it.
+    rendered = scenario(name)
+    for component in ("fft-worker", "aggregator"):
+        cls, _, _ = SERVICES[component]
+        settings = settings_from(cls, rendered.env(service_container(rendered, component)))
+        assert settings.kafka.replication_factor == replication

@@ -24,6 +24,11 @@ class KafkaSettings(BaseSettings):
     max_message_bytes: int = Field(
         MAX_MESSAGE_BYTES, description="Largest message produced or fetched (bytes)."
     )
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replication of the topics a service creates itself (Faust changelogs).",
+    )
     session_timeout_seconds: float = Field(
         10.0,
         gt=0,

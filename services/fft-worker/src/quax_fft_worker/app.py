@@ -25,5 +25,6 @@ def create_app(settings: FftWorkerSettings) -> faust.App:
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=kafka.session_timeout_seconds,
+        topic_replication_factor=kafka.replication_factor,
         broker_heartbeat_interval=kafka.session_timeout_seconds / 4,
     )
