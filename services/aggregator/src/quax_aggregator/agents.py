@@ -35,8 +35,8 @@ def register_agents(
     )
     config = settings.analysis
     started = time.time()
-    # Faust can skip a fetched partial when a rebalance starts and still commit past it;
-    # the ledger (a table, so restored with the state) sees the gap and rewinds.
+    # Faust can lose a fetched partial around a rebalance (quaxspec.offsets); the ledger,
+    # a table restored with the state it describes, sees the gap and rewinds.
     guard = OffsetGuard(
         lambda: app.consumer,
         OffsetLedger(tables.offsets),
@@ -142,7 +142,12 @@ def register_agents(
 
     @app.timer(interval=LAG_SECONDS)
     async def export_lag() -> None:
-        lag = {str(partition): records for partition, records in (await guard.lag()).items()}
+        try:
+            measured = await guard.lag()
+        except Exception as error:  # e.g. partitions revoked while asking: try next time
+            log.info("Consumer lag not measured this time.", error=repr(error))
+            return
+        lag = {str(partition): records for partition, records in measured.items()}
         for partition in exported - lag.keys():
             metrics.lag.remove(guard.topic, partition)
         for partition, records in lag.items():

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import faust
+import structlog
 from faust.types import TP
 
 from quax_fft_worker.metrics import WorkerMetrics
@@ -17,6 +18,8 @@ from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
 from quaxspec.topics import DEADLETTER, PARTIALS, RAW
 
 __all__ = ["register_agents"]
+
+log = structlog.get_logger("quax.fft_worker")
 
 #: How often the consumer lag is measured (seconds).
 LAG_SECONDS = 5.0
@@ -50,8 +53,8 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
     dead = app.topic(kafka.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
     kernels = _Kernels(settings)
 
-    # Faust can skip a fetched chunk when a rebalance starts and still commit past it; a
-    # worker that keeps the partition sees the gap and rewinds. The ledger is in memory and
+    # Faust can lose a fetched chunk around a rebalance (quaxspec.offsets); a worker that
+    # keeps the partition sees the gap and rewinds. The ledger is in memory and
     # holds only the partitions assigned now (another worker may have moved the others on).
     guard = OffsetGuard(
         lambda: app.consumer,
@@ -109,7 +112,12 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
 
     @app.timer(interval=LAG_SECONDS)
     async def export_lag() -> None:
-        lag = {str(partition): records for partition, records in (await guard.lag()).items()}
+        try:
+            measured = await guard.lag()
+        except Exception as error:  # e.g. partitions revoked while asking: try next time
+            log.info("Consumer lag not measured this time.", error=repr(error))
+            return
+        lag = {str(partition): records for partition, records in measured.items()}
         for partition in exported - lag.keys():
             metrics.lag.remove(guard.topic, partition)
         for partition, records in lag.items():
