@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Gauge
 
 from quaxspec.offsets import OffsetGuard, OffsetLedger, consumer_lag
 
@@ -192,3 +193,22 @@ def test_forgetting_keeps_only_the_partitions_still_held():
         ledger.advance(partition, 10)
     ledger.forget([1, 3])
     assert [ledger.expected(p) for p in range(4)] == [None, 11, None, 11]
+
+
+async def test_reported_lag_follows_the_assignment():
+    registry = CollectorRegistry()
+    gauge = Gauge("lag", "Records behind.", ["topic", "partition"], registry=registry)
+    consumer, counts = _Consumer(end=50), {"rewinds": 0, "lost": 0}
+    guard = _guard(consumer, counts)
+    await _deliver(guard, list(range(20)), partition=0)
+    await _deliver(guard, list(range(45)), partition=1)
+    await guard.report_lag(gauge)
+
+    def value(partition: str) -> float | None:
+        labels = {"topic": "quax.partials", "partition": partition}
+        return registry.get_sample_value("lag", labels)
+
+    assert (value("0"), value("1")) == (30, 5)
+    consumer.assignment = lambda: [TP("quax.partials", 1)]  # partition 0 revoked
+    await guard.report_lag(gauge)
+    assert (value("0"), value("1")) == (None, 5)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
-__all__ = ["Consumer", "OffsetGuard", "OffsetLedger", "Record", "consumer_lag"]
+__all__ = ["Consumer", "LagGauge", "OffsetGuard", "OffsetLedger", "Record", "consumer_lag"]
 
 log = structlog.get_logger("quax.offsets")
 
@@ -106,6 +106,16 @@ class Consumer(Protocol):
         """The log end offset of each partition."""
 
 
+class LagGauge(Protocol):
+    """A gauge labelled by topic and partition (a prometheus_client ``Gauge`` is one)."""
+
+    def labels(self, *, topic: str, partition: str) -> Any:
+        """The child for one partition (it has ``set``)."""
+
+    def remove(self, *labelvalues: str) -> None:
+        """Forget the child of these label values."""
+
+
 class OffsetGuard:
     """Let through only the next record of each partition; rewind the consumer on a skip.
 
@@ -133,6 +143,7 @@ class OffsetGuard:
         self._on_rewind = on_rewind
         self._on_loss = on_loss
         self._rewinding: dict[int, int] = {}
+        self._reported: set[str] = set()
 
     async def admit(self, record: Record) -> bool:
         """Whether ``record`` is the one to handle now (else the consumer was rewound)."""
@@ -184,3 +195,17 @@ class OffsetGuard:
         ends = {tp.partition: offset for tp, offset in highwaters.items()}
         expected = {p: e for p in ends if (e := self._ledger.expected(p)) is not None}
         return consumer_lag(ends, expected)
+
+    async def report_lag(self, gauge: LagGauge) -> None:
+        """Set ``gauge`` to the lag of each assigned partition; drop the others."""
+        try:
+            measured = await self.lag()
+        except Exception as error:  # e.g. partitions revoked while asking: try next time
+            log.info("Consumer lag not measured this time.", topic=self.topic, error=repr(error))
+            return
+        lag = {str(partition): records for partition, records in measured.items()}
+        for partition in self._reported - lag.keys():
+            gauge.remove(self.topic, partition)
+        for partition, records in lag.items():
+            gauge.labels(topic=self.topic, partition=partition).set(records)
+        self._reported = set(lag)

@@ -138,22 +138,9 @@ def register_agents(
             offset=message.offset,
         )
 
-    exported: set[str] = set()
-
     @app.timer(interval=LAG_SECONDS)
     async def export_lag() -> None:
-        try:
-            measured = await guard.lag()
-        except Exception as error:  # e.g. partitions revoked while asking: try next time
-            log.info("Consumer lag not measured this time.", error=repr(error))
-            return
-        lag = {str(partition): records for partition, records in measured.items()}
-        for partition in exported - lag.keys():
-            metrics.lag.remove(guard.topic, partition)
-        for partition, records in lag.items():
-            metrics.lag.labels(topic=guard.topic, partition=partition).set(records)
-        exported.clear()
-        exported.update(lag)
+        await guard.report_lag(metrics.lag)
 
     @app.timer(interval=settings.close_check_seconds)
     async def close_stalled() -> None:

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import faust
-import structlog
 from faust.types import TP
 
 from quax_fft_worker.metrics import WorkerMetrics
@@ -18,8 +17,6 @@ from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
 from quaxspec.topics import DEADLETTER, PARTIALS, RAW
 
 __all__ = ["register_agents"]
-
-log = structlog.get_logger("quax.fft_worker")
 
 #: How often the consumer lag is measured (seconds).
 LAG_SECONDS = 5.0
@@ -108,19 +105,6 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
         metrics.slices.inc(chunk.n_slices)
         metrics.input_bytes.inc(chunk.i.nbytes + chunk.q.nbytes)
 
-    exported: set[str] = set()
-
     @app.timer(interval=LAG_SECONDS)
     async def export_lag() -> None:
-        try:
-            measured = await guard.lag()
-        except Exception as error:  # e.g. partitions revoked while asking: try next time
-            log.info("Consumer lag not measured this time.", error=repr(error))
-            return
-        lag = {str(partition): records for partition, records in measured.items()}
-        for partition in exported - lag.keys():
-            metrics.lag.remove(guard.topic, partition)
-        for partition, records in lag.items():
-            metrics.lag.labels(topic=guard.topic, partition=partition).set(records)
-        exported.clear()
-        exported.update(lag)
+        await guard.report_lag(metrics.lag)
