@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from quaxspec.aggregation import FileAccumulator, FileRanges, RunAccumulator
+from quaxspec.aggregation import FileAccumulator, RunAccumulator
 from quaxspec.messages import MessageDecodeError, Partial, SkippedChunk
 from quaxspec.moments import Moments
 
@@ -407,51 +407,6 @@ def test_accumulator_decoding_checks_version_length_and_fields(kind: str) -> Non
     cls, data = _unchecked_encoding(kind)
     with pytest.raises(MessageDecodeError):
         cls.from_bytes(data)
-
-
-# --- FileRanges --------------------------------------------------------------------------------
-
-file_numbers = st.one_of(st.integers(0, 40), st.integers(2**32 - 20, 2**32 - 1))
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(file_numbers, max_size=80))
-def test_file_ranges_behave_like_a_set(numbers: list[int]) -> None:
-    ranges, reference = FileRanges(), set[int]()
-    probes = sorted(set(range(-2, 43)) | set(range(2**32 - 22, 2**32 + 1)))
-    for number in numbers:
-        ranges.add(number)
-        reference.add(number)
-        assert len(ranges) == len(reference)
-        assert number in ranges
-    assert [p for p in probes if p in ranges] == [p for p in probes if p in reference]
-    pairs = ranges.ranges
-    assert len(ranges.starts) == len(ranges.stops) == len(pairs)
-    assert all(start < stop for start, stop in pairs)
-    # Sorted, disjoint and not adjacent (adjacent ranges must have been joined).
-    assert all(a_stop < b_start for (_, a_stop), (b_start, _) in itertools.pairwise(pairs))
-    assert {n for start, stop in pairs for n in range(start, stop)} == reference
-    # The fewest ranges: one per maximal run of consecutive numbers.
-    assert len(pairs) == sum(1 for n in reference if n - 1 not in reference)
-
-
-@pytest.mark.parametrize(
-    ("numbers", "expected"),
-    [
-        ([], []),
-        ([5], [(5, 6)]),
-        ([1, 3, 2], [(1, 4)]),
-        ([3, 1, 5, 4, 2, 2, 3], [(1, 6)]),
-        ([10, 0, 20, 11, 19], [(0, 1), (10, 12), (19, 21)]),
-        ([7, 9, 8, 8], [(7, 10)]),
-    ],
-)
-def test_file_ranges_examples(numbers: list[int], expected: list[tuple[int, int]]) -> None:
-    ranges = FileRanges()
-    for number in numbers:
-        ranges.add(number)
-    assert ranges.ranges == expected
-    assert len(ranges) == len(set(numbers))
 
 
 # --- RunAccumulator ----------------------------------------------------------------------------

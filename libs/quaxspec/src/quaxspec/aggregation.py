@@ -10,7 +10,6 @@ Both serialise to bytes for the table store: a fixed header, the run id, then ar
 
 from __future__ import annotations
 
-import bisect
 import math
 import struct
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ import numpy as np
 
 from quaxspec.messages import MessageDecodeError, Partial, SkippedChunk
 from quaxspec.moments import Moments
+from quaxspec.ranges import FileRanges
 
-__all__ = ["FileAccumulator", "FileRanges", "RunAccumulator"]
+__all__ = ["FileAccumulator", "RunAccumulator"]
 
 _F8 = np.dtype("<f8")
 _U4 = np.dtype("<u4")
@@ -160,44 +160,6 @@ class FileAccumulator:
             chunks={int(c) for c in chunks}, skipped=skipped, duplicates=duplicates,
             updated=updated,
         )  # fmt: skip
-
-
-@dataclass(slots=True)
-class FileRanges:
-    """A set of file numbers stored as sorted, disjoint half-open ranges [start, stop)."""
-
-    starts: list[int] = field(default_factory=list)
-    stops: list[int] = field(default_factory=list)
-
-    def __contains__(self, number: int) -> bool:
-        index = bisect.bisect_right(self.starts, number) - 1
-        return index >= 0 and number < self.stops[index]
-
-    def __len__(self) -> int:
-        return sum(stop - start for start, stop in zip(self.starts, self.stops, strict=True))
-
-    def add(self, number: int) -> None:
-        """Add one file number (a no-op if present), joining neighbouring ranges."""
-        if number in self:
-            return
-        index = bisect.bisect_right(self.starts, number)
-        joins_left = index > 0 and self.stops[index - 1] == number
-        joins_right = index < len(self.starts) and self.starts[index] == number + 1
-        if joins_left and joins_right:
-            self.stops[index - 1] = self.stops.pop(index)
-            self.starts.pop(index)
-        elif joins_left:
-            self.stops[index - 1] = number + 1
-        elif joins_right:
-            self.starts[index] = number
-        else:
-            self.starts.insert(index, number)
-            self.stops.insert(index, number + 1)
-
-    @property
-    def ranges(self) -> list[tuple[int, int]]:
-        """The ranges as (start, stop) pairs."""
-        return list(zip(self.starts, self.stops, strict=True))
 
 
 @dataclass(slots=True, kw_only=True)

@@ -3,7 +3,8 @@
 Raw data arrives at 16 MB/s, so quax.raw keeps little: its retention is bounded by time
 and by bytes (per partition). Results are small and kept for days; quax.runs holds the
 latest cumulative spectrum of every run and is compacted, so a consumer that reads it
-from the start recovers the state of every run.
+from the start recovers the state of every run; quax.progress, compacted too, holds what
+the producer delivered of each run, so that a restarted producer resumes where it was.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ __all__ = [
     "DEADLETTER",
     "MAX_MESSAGE_BYTES",
     "PARTIALS",
+    "PROGRESS",
     "RAW",
     "RUNS",
     "SPECTRA",
@@ -84,4 +86,16 @@ DEADLETTER = TopicSpec(
     config={"retention.ms": str(14 * _DAY_MS), "max.message.bytes": str(MAX_MESSAGE_BYTES)},
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, PARTIALS, SPECTRA, RUNS, DEADLETTER)
+PROGRESS = TopicSpec(
+    "quax.progress",
+    partitions=1,
+    description="What the producer delivered of each run (RunProgress), keyed by run (compacted).",
+    config={
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": str(_MINUTE_MS),
+        "segment.ms": str(60 * _MINUTE_MS),
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+    },
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, PARTIALS, SPECTRA, RUNS, DEADLETTER, PROGRESS)
