@@ -139,7 +139,8 @@ def test_a_pairs_fingerprint_follows_its_content_not_its_name_or_time() -> None:
 
     same = record(i, q).fingerprint()
     assert record(i.copy(), q.copy(), number=7, time=5.0).fingerprint() == same
-    assert len(same) == 32 and all(c in "0123456789abcdef" for c in same)
+    assert len(same) == 32
+    assert all(c in "0123456789abcdef" for c in same)
     changed = q.copy()
     changed[-1] += 1.0  # the very last sample
     assert record(i, changed).fingerprint() != same

@@ -31,18 +31,20 @@ def test_run_options_override_the_settings(captured, monkeypatch, tmp_path):
         [
             "run", "--source", "directory", "--directory", str(tmp_path), "--as-fast-as-possible",
             "--run-id", "X", "--files", "3", "--topic-prefix", "t.", "--log-level", "DEBUG",
+            "--watch-method", "poll", "--delivery-timeout-seconds", "7",
         ],
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
     [settings] = captured
-    assert (settings.source, settings.directory, settings.run) == ("directory", tmp_path, "X")
+    assert (settings.source, settings.directory, settings.run_id) == ("directory", tmp_path, "X")
     assert settings.as_fast_as_possible
     assert settings.files == 3
     assert settings.n_fft == 1024  # from the environment: no option given
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.kafka.topic_prefix == "t."
     assert settings.logging.level == "DEBUG"
+    assert (settings.watch_method, settings.delivery_timeout_seconds) == ("poll", 7.0)
 
 
 def test_invalid_settings_exit_with_status_2(captured):

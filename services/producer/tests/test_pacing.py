@@ -94,20 +94,6 @@ async def test_as_fast_as_possible_never_waits():
     assert pacer.delay() == 0.0
 
 
-async def test_time_waiting_for_the_daq_is_not_lag():
-    clock = FakeClock()
-    pacer = _pacer(clock, 1000.0)
-    await pacer.pace(1000)
-
-    clock.now += 60.0  # the DAQ paused for a minute
-    pacer.idle(60.0)
-    await pacer.pace(1000)
-    await pacer.pace(1000)
-
-    assert pacer.lag == 0.0
-    assert clock.sleeps == [pytest.approx(1.0)]  # no burst: the schedule moved on
-
-
 def test_a_rate_must_be_positive():
     with pytest.raises(ValueError, match="rate must be positive"):
         Pacer(bytes_per_second=0.0)

@@ -21,14 +21,24 @@ def test_environment_variables_fill_the_settings(monkeypatch, tmp_path):
 
     settings = ProducerSettings()
 
-    assert (settings.source, settings.mb_per_s, settings.run) == ("watch", 16.0, "run-0042")
+    assert (settings.source, settings.mb_per_s, settings.run_base) == ("watch", 16.0, "run-0042")
     assert settings.kafka.topic_prefix == "test."
 
 
-def test_run_id_is_derived_from_the_source_unless_given(tmp_path):
-    assert ProducerSettings(seed=7).run == "synthetic-7"
-    assert ProducerSettings(source="directory", directory=tmp_path / "r1").run == "r1"
-    assert ProducerSettings(run_id="quax-2025-03", seed=7).run == "quax-2025-03"
+def test_the_source_is_named_for_resuming_and_for_new_run_ids(tmp_path):
+    synthetic = ProducerSettings(seed=7)
+    assert (synthetic.source_identity, synthetic.run_base) == ("synthetic:seed=7", "synthetic-7")
+    watched = ProducerSettings(source="watch", directory=tmp_path / "r1")
+    assert watched.source_identity == f"watch:{(tmp_path / 'r1').resolve()}"
+    assert watched.run_base == "r1"
+    assert ProducerSettings(run_id="quax-2025-03", seed=7).run_id == "quax-2025-03"
+
+
+def test_a_runs_configuration_holds_samples_per_file_only_for_the_synthetic_daq(tmp_path):
+    synthetic = ProducerSettings(n_fft=2048, samples_per_file=4096, f_lo=9e9).run_config
+    assert (synthetic.n_fft, synthetic.samples_per_file, synthetic.f_lo) == (2048, 4096, 9e9)
+    replay = ProducerSettings(source="directory", directory=tmp_path, samples_per_file=4096)
+    assert replay.run_config.samples_per_file is None  # the files say how long they are
 
 
 def test_directory_sources_need_a_directory():

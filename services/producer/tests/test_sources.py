@@ -107,9 +107,38 @@ async def test_open_source_builds_the_configured_synthetic_daq_with_a_line():
     settings = ProducerSettings(
         seed=2, samples_per_file=4096, files=1, line_strength=5.0, line_frequency_hz=1e5
     )
+    source = open_source(settings)
 
-    [record] = await _collect(open_source(settings))
+    [record] = await _collect(source.items(skip=lambda n: False))
 
     daq_i, _ = SyntheticDaq(seed=2, n_samples=4096).samples(0)
     assert record.n_samples == 4096
     assert not np.array_equal(record.i, daq_i)  # the line changes the realisation
+    assert source.fingerprint_of(0) == record.fingerprint()  # regenerated identically
+    assert not source.live
+
+
+async def test_resumed_sources_skip_delivered_files_and_keep_their_range(tmp_path):
+    for number in range(6):
+        _write(tmp_path, number)
+    delivered = {1, 2}.__contains__
+
+    replay = await _collect(directory_source(tmp_path, limit=4, skip=delivered))
+    synthetic = await _collect(
+        synthetic_source(SyntheticDaq(n_samples=64), first_file=1, limit=4, skip=delivered)
+    )
+
+    assert [r.number for r in replay] == [0, 3]  # 0 … 3, as the first replay had
+    assert [r.number for r in synthetic] == [3, 4]  # 1 … 4
+
+
+def test_a_directory_source_fingerprints_what_it_has_and_dates_its_first_file(tmp_path):
+    _write(tmp_path, 3)
+    _write(tmp_path, 5)
+    source = open_source(ProducerSettings(source="directory", directory=tmp_path))
+
+    i_path, q_path = pair_paths(tmp_path, 3)
+    assert source.fingerprint_of(4) is None
+    assert source.fingerprint_of(3) == source.fingerprint_of(3) != source.fingerprint_of(5)
+    assert source.first_time() == max(i_path.stat().st_mtime, q_path.stat().st_mtime)
+    assert source.live is False

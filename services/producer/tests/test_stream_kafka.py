@@ -14,12 +14,13 @@ from prometheus_client import CollectorRegistry
 
 from quax_producer.metrics import Metrics
 from quax_producer.settings import ProducerSettings
-from quax_producer.stream import MissingTopicError, stream
+from quax_producer.stream import MissingTopicError, RunRefusedError, stream
 from quaxspec.daq import pair_paths, write_pair
 from quaxspec.messages import RawChunk
+from quaxspec.progress import RunProgress
 from quaxspec.settings import KafkaSettings
 from quaxspec.synthetic import SyntheticDaq
-from quaxspec.topics import RAW
+from quaxspec.topics import PROGRESS, RAW
 
 pytestmark = pytest.mark.kafka
 
@@ -87,9 +88,9 @@ async def test_two_synthetic_files_arrive_whole_exactly_once(kafka):
         )
         assert [c.first_slice for c in mine] == [0, 32, 64, 96]
         assert {c.total_slices for c in mine} == {SLICES}
-        assert {(c.run_id, c.n_fft, c.fs, c.f_lo) for c in mine} == {
-            ("synthetic-11", N_FFT, 2e6, 0)
-        }
+        assert {(c.n_fft, c.fs, c.f_lo) for c in mine} == {(N_FFT, 2e6, 0)}
+        [run_id] = {c.run_id for c in mine}
+        assert run_id.startswith("synthetic-11-")  # one run per acquisition, named by time
         i, q = daq.samples(number)
         np.testing.assert_array_equal(
             np.concatenate([c.i for c in mine]).ravel(), i[: N_FFT * SLICES]
@@ -98,7 +99,7 @@ async def test_two_synthetic_files_arrive_whole_exactly_once(kafka):
             np.concatenate([c.q for c in mine]).ravel(), q[: N_FFT * SLICES]
         )
         keys = {key for _, key, c in chunks if c.file_number == number}
-        assert keys == {f"synthetic-11/{number:05d}".encode()}
+        assert keys == {f"{run_id}/{number:05d}".encode()}
         partitions = Counter(p for p, _, c in chunks if c.file_number == number)
         assert len(partitions) > 1  # every worker gets a share of every file
         # The DAQ time of a synthetic file is when the schedule took it: latency means something.
@@ -160,5 +161,74 @@ async def test_a_missing_topic_is_a_clear_error_at_start(kafka):
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, topic_prefix="absent."), files=1
     )
 
-    with pytest.raises(MissingTopicError, match=r"topic absent\.quax\.raw does not exist"):
+    with pytest.raises(MissingTopicError, match=r"topic absent\.quax\.(raw|progress) does not"):
         await stream(settings, metrics=Metrics(registry=CollectorRegistry()))
+
+
+async def _progress_records(kafka_settings: KafkaSettings) -> dict[str, RunProgress]:
+    topic = kafka_settings.topic(PROGRESS)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        records: dict[str, RunProgress] = {}
+        while await consumer.position(partition) < end:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for record in batch:
+                    progress = RunProgress.from_bytes(record.value)
+                    records[progress.run_id] = progress
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def test_a_restarted_replay_sends_only_what_it_had_not_delivered(kafka):
+    kafka_settings = await _topics(kafka)
+    common = {
+        "source": "synthetic",
+        "seed": 5,
+        "samples_per_file": SAMPLES,
+        "n_fft": N_FFT,
+        "as_fast_as_possible": True,
+        "kafka": kafka_settings,
+    }
+    first = Metrics(registry=CollectorRegistry())
+    await stream(ProducerSettings(files=3, **common), metrics=first)
+    [run] = (await _progress_records(kafka_settings)).values()
+    again = Metrics(registry=CollectorRegistry())
+
+    await stream(ProducerSettings(files=5, **common), metrics=again)  # two more files
+    await stream(ProducerSettings(files=5, **common), metrics=again)  # nothing left
+
+    received = await _read_all(kafka_settings, count=5 * 4)
+    numbers = Counter(RawChunk.from_bytes(value).file_number for _, _, value in received)
+    assert numbers == {n: 4 for n in range(5)}  # every file's 4 chunks, once
+    assert {RawChunk.from_bytes(value).run_id for _, _, value in received} == {run.run_id}
+    [resumed] = (await _progress_records(kafka_settings)).values()
+    assert resumed.run_id == run.run_id
+    assert resumed.files.ranges == [(0, 5)]
+    assert resumed.finished
+    assert (first.value("quax_producer_files_total"), again.value("quax_producer_files_total")) == (
+        3,
+        2,
+    )
+
+
+async def test_a_named_run_with_another_configuration_is_refused_naming_both(kafka):
+    kafka_settings = await _topics(kafka)
+    common = {"source": "synthetic", "run_id": "run42", "files": 1, "kafka": kafka_settings}
+    common |= {"samples_per_file": SAMPLES, "as_fast_as_possible": True}
+    await stream(
+        ProducerSettings(n_fft=N_FFT, **common), metrics=Metrics(registry=CollectorRegistry())
+    )
+
+    with pytest.raises(RunRefusedError) as refused:
+        await stream(
+            ProducerSettings(n_fft=2048, **common), metrics=Metrics(registry=CollectorRegistry())
+        )
+
+    assert "run run42 was started with n_fft 3072" in str(refused.value)
+    assert "this producer has n_fft 2048" in str(refused.value)

@@ -117,8 +117,8 @@ class DaqRecord:
         another fingerprint is another acquisition, not a repeat. SHA-256 runs at about
         2 GB/s here (hardware SHA) and releases the GIL, so a 64 MiB pair takes ~35 ms.
         """
-        digest = hashlib.sha256(memoryview(np.ascontiguousarray(self.i)).cast("B"))
-        digest.update(memoryview(np.ascontiguousarray(self.q)).cast("B"))
+        digest = hashlib.sha256(np.ascontiguousarray(self.i).data.cast("B"))
+        digest.update(np.ascontiguousarray(self.q).data.cast("B"))
         return digest.hexdigest()[:32]
 
     def layout(self, n_fft: int) -> SliceLayout:

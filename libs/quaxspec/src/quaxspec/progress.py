@@ -88,9 +88,7 @@ class RunProgress:
         files.add(mark.number)
         first = mark if self.first is None or mark.number <= self.first.number else self.first
         last = mark if self.last is None or mark.number >= self.last.number else self.last
-        return replace(
-            self, files=files, first=first, last=last, updated_time=now, finished=False
-        )
+        return replace(self, files=files, first=first, last=last, updated_time=now, finished=False)
 
     def ended(self, *, now: float) -> RunProgress:
         """The progress once the source has ended."""

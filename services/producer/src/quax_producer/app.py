@@ -10,11 +10,11 @@ import structlog
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
+from quax_producer.display import show_progress
 from quax_producer.metrics import Metrics
-from quax_producer.progress import show_progress
 from quax_producer.settings import ProducerSettings
 from quax_producer.shutdown import Shutdown
-from quax_producer.stream import MissingTopicError, stream
+from quax_producer.stream import MissingTopicError, RunRefusedError, stream
 from quaxspec.daq import DaqFileError
 from quaxspec.logs import configure_logging
 from quaxspec.topics import RAW
@@ -43,8 +43,11 @@ def run(settings: ProducerSettings) -> int:
         )
         return 1
     except MissingTopicError as error:
-        _log.error("The raw topic is missing; the producer stops.", error=str(error))
+        _log.error("A topic is missing; the producer stops.", error=str(error))
         return 1
+    except RunRefusedError as error:
+        _log.error("The run cannot take these files; the producer stops.", error=str(error))
+        return 2
     except DaqFileError as error:
         _log.error("The DAQ source cannot be read; the producer stops.", error=str(error))
         return 1

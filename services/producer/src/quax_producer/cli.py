@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.progress import Progress
 
 from quax_producer import app as producer_app
-from quax_producer.settings import ProducerSettings, SourceKind
+from quax_producer.settings import ProducerSettings, SourceKind, WatchMethod
 from quaxspec.daq import DEFAULT_N_SAMPLES, write_pair
 from quaxspec.settings import KafkaSettings, LoggingSettings
 from quaxspec.synthetic import AxionLine, SyntheticDaq
@@ -51,11 +51,21 @@ def run(
         float | None, typer.Option(help=_about("line_frequency_hz"))
     ] = None,
     line_strength: Annotated[float | None, typer.Option(help=_about("line_strength"))] = None,
+    watch_method: Annotated[WatchMethod | None, typer.Option(help=_about("watch_method"))] = None,
+    watch_settle_seconds: Annotated[
+        float | None, typer.Option(help=_about("watch_settle_seconds"))
+    ] = None,
     watch_poll_seconds: Annotated[
         float | None, typer.Option(help=_about("watch_poll_seconds"))
     ] = None,
     watch_settle_polls: Annotated[
         int | None, typer.Option(help=_about("watch_settle_polls"))
+    ] = None,
+    watch_rescan_seconds: Annotated[
+        float | None, typer.Option(help=_about("watch_rescan_seconds"))
+    ] = None,
+    delivery_timeout_seconds: Annotated[
+        float | None, typer.Option(help=_about("delivery_timeout_seconds"))
     ] = None,
     max_in_flight: Annotated[int | None, typer.Option(help=_about("max_in_flight"))] = None,
     metrics_port: Annotated[int | None, typer.Option(help=_about("metrics_port"))] = None,

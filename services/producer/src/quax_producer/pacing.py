@@ -81,17 +81,6 @@ class Pacer:
         self._update_lag(max(0.0, now - due))
         self._sent += nbytes
 
-    def idle(self, seconds: float) -> None:
-        """Time spent waiting for input (a DAQ that writes slower than the pace) is not lag.
-
-        The schedule moves on by as much of ``seconds`` as made the stream late, so a pause
-        of the DAQ neither counts as falling behind nor allows a burst afterwards.
-        """
-        if self._rate is None or self._start is None:
-            return
-        behind = self._clock() - self.next_due()
-        self._start += max(0.0, min(seconds, behind))
-
     def _update_lag(self, lag: float) -> None:
         self._lag = lag
         if self._on_lag is not None:

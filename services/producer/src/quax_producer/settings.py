@@ -9,11 +9,13 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, DEFAULT_N_SAMPLES, SAMPLE_DTYPE
+from quaxspec.progress import RunConfig
 from quaxspec.settings import KafkaSettings, LoggingSettings
 
-__all__ = ["ProducerSettings", "SourceKind"]
+__all__ = ["ProducerSettings", "SourceKind", "WatchMethod"]
 
 SourceKind = Literal["synthetic", "directory", "watch"]
+WatchMethod = Literal["auto", "events", "poll"]
 
 # Fixed part of a RawChunk message: its header plus the longest padded run id. Used to check
 # at start-up that a chunk fits the Kafka message limit, rather than failing on the first send.
@@ -35,8 +37,9 @@ class ProducerSettings(BaseSettings):
     )
     run_id: str | None = Field(
         None,
-        description="Run the pairs belong to; by default the directory's name, or "
-        "synthetic-<seed> for the synthetic DAQ.",
+        description="Run the pairs belong to. By default one run per acquisition: the "
+        "producer resumes the newest run of its source if its files are unchanged, and "
+        "otherwise starts <folder name or synthetic-<seed>>-<UTC time of the first file>.",
     )
     f_lo: float = Field(0.0, description="Local-oscillator frequency of the run (Hz).")
     n_fft: int = Field(DEFAULT_N_FFT, ge=2, description="Samples per FFT slice.")
@@ -58,14 +61,16 @@ class ProducerSettings(BaseSettings):
     files: int | None = Field(
         None,
         ge=1,
-        description="Stop after this many pairs sent (bad pairs do not count); by default all "
+        description="How many pairs: synthetic, files first_file … first_file+files−1; "
+        "directory, the first this many good pairs from first_file on (those delivered "
+        "before a restart count); watch, stop after this many delivered. By default all "
         "of a directory, and forever for the synthetic and watch sources.",
     )
     first_file: int = Field(
         0,
         ge=0,
         description="Number of the first synthetic file; for directory and watch, pairs with "
-        "a lower number are ignored (to resume a run).",
+        "a lower number are ignored.",
     )
     seed: int = Field(0, ge=0, description="Seed of the synthetic DAQ's noise realisation.")
     samples_per_file: int = Field(
@@ -77,14 +82,38 @@ class ProducerSettings(BaseSettings):
     line_strength: float = Field(
         0.0, ge=0, description="Synthetic line power over the noise power in one bin; 0: no line."
     )
+    watch_method: WatchMethod = Field(
+        "auto",
+        description="How the watch source knows that a file is complete: events (inotify "
+        "close events; local file systems), poll (sizes that stop changing; NFS and other "
+        "file systems written from another host), or auto (by the folder's file system).",
+    )
+    watch_settle_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Events: a pair found in the folder at start, or complete with "
+        "mismatched files, is taken (or reported) after this long without a write.",
+    )
     watch_poll_seconds: float = Field(
-        0.5, gt=0, description="Seconds between two looks at the watched directory."
+        0.25, gt=0, description="Polling: seconds between two looks at the pairs being written."
     )
     watch_settle_polls: int = Field(
         2,
         ge=1,
-        description="Consecutive polls over which both files of a pair must keep the same "
-        "non-zero size before the pair is taken.",
+        description="Polling: consecutive looks over which both files of a pair must keep "
+        "the same non-zero size and mtime before the pair is taken.",
+    )
+    watch_rescan_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Polling: seconds between two listings of the whole folder (a poll "
+        "looks only at the pairs being written and the next file numbers).",
+    )
+    delivery_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="A chunk not acknowledged by Kafka within this time counts as failed: "
+        "the client is made again and the file's unacknowledged chunks are sent again.",
     )
     max_in_flight: int = Field(
         16,
@@ -120,10 +149,26 @@ class ProducerSettings(BaseSettings):
         return self
 
     @property
-    def run(self) -> str:
-        """The run id: as given, else derived from the source."""
-        if self.run_id:
-            return self.run_id
-        if self.directory is not None and self.source != "synthetic":
-            return self.directory.resolve().name
-        return f"synthetic-{self.seed}"
+    def source_identity(self) -> str:
+        """What names the source across restarts: ``watch:/daq/out``, ``synthetic:seed=3``."""
+        if self.source == "synthetic" or self.directory is None:
+            return f"synthetic:seed={self.seed}"
+        return f"{self.source}:{self.directory.resolve()}"
+
+    @property
+    def run_base(self) -> str:
+        """The start of a new run's id: the folder's name, or synthetic-<seed>."""
+        if self.source == "synthetic" or self.directory is None:
+            return f"synthetic-{self.seed}"
+        return self.directory.resolve().name or "daq"
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The configuration a run keeps from its first file."""
+        return RunConfig(
+            n_fft=self.n_fft,
+            fs=self.fs,
+            f_lo=self.f_lo,
+            slices_per_chunk=self.slices_per_chunk,
+            samples_per_file=self.samples_per_file if self.source == "synthetic" else None,
+        )
