@@ -57,6 +57,7 @@ class Pipeline:
             "QUAX_FFT_WORKER_METRICS_PORT": "0",
             "QUAX_FFT_WORKER_DATA_DIR": str(root / "fft-worker"),
             "QUAX_AGGREGATOR_APP_ID": f"{self.prefix}aggregator",
+            "QUAX_AGGREGATOR_UPSTREAM_GROUP": f"{self.prefix}fft-worker",
             "QUAX_AGGREGATOR_METRICS_PORT": "0",
             "QUAX_AGGREGATOR_DATA_DIR": str(root / "aggregator"),
             "QUAX_PRODUCER_METRICS_PORT": "0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import faust
 import structlog
@@ -10,10 +11,12 @@ import structlog
 from quax_aggregator.metrics import AggregatorMetrics
 from quax_aggregator.settings import AggregatorSettings
 from quax_aggregator.tables import Tables, file_key
+from quax_aggregator.upstream import UpstreamWatch
 from quaxspec.deadletter import dead_letter
 from quaxspec.merging import Step, apply_close, apply_partial
 from quaxspec.messages import CloseFile, MessageDecodeError, Partial, decode_partials_topic
 from quaxspec.offsets import OffsetGuard, OffsetLedger
+from quaxspec.timeouts import SilenceClock
 from quaxspec.topics import DEADLETTER, PARTIALS, RUNS, SPECTRA
 
 __all__ = ["register_agents"]
@@ -34,7 +37,8 @@ def register_agents(
         for spec in (PARTIALS, SPECTRA, RUNS, DEADLETTER)
     )
     config = settings.analysis
-    started = time.time()
+    silence: SilenceClock[bytes] = SilenceClock(timeout=settings.file_timeout_seconds)
+    upstream = UpstreamWatch(kafka, group=settings.upstream_group)
     # Faust can lose a fetched partial around a rebalance (quaxspec.offsets); the ledger,
     # a table restored with the state it describes, sees the gap and rewinds.
     guard = OffsetGuard(
@@ -144,18 +148,30 @@ def register_agents(
 
     @app.timer(interval=settings.close_check_seconds)
     async def close_stalled() -> None:
-        # Requests go through the partials topic, keyed by run, so they are applied in order
-        # after every partial already there; the clock restarts when this process starts,
-        # so downtime does not count as a file's silence.
-        now = time.time()
-        for file in tables.open_files():
-            if now - max(file.updated, started) > settings.file_timeout_seconds:
-                log.warning(
-                    "Closing a file that stopped receiving chunks.",
-                    run_id=file.run_id,
-                    file=file.file_number,
-                    slices=int(file.moments.n),
-                    expected=file.total_slices,
-                )
-                request = CloseFile(run_id=file.run_id, file_number=file.file_number)
-                await partials.send(key=file.run_id.encode(), value=request.to_bytes())
+        # Only silence counts: time during which the file's chunks could have come. While
+        # the FFT workers or this aggregator are behind, or Kafka cannot be asked, the
+        # chunks may be on their way (quaxspec.timeouts). Requests go through the partials
+        # topic, keyed by run, so they are applied in order after every partial already
+        # there; the clock restarts when this process starts.
+        idle, _ = await upstream.idle(guard.lag)
+        metrics.timeouts_paused.set(0 if idle else 1)
+        files = {file_key(f.run_id, f.file_number): f for f in tables.open_files()}
+        due = silence.tick(
+            time.time(), upstream_idle=idle, files=[(k, f.updated) for k, f in files.items()]
+        )
+        for key in due:
+            file = files[key]
+            log.warning(
+                "Closing a file that stopped receiving chunks.",
+                run_id=file.run_id,
+                file=file.file_number,
+                slices=int(file.moments.n),
+                expected=file.total_slices,
+                silent_s=round(silence.silence(key), 1),
+            )
+            request = CloseFile(run_id=file.run_id, file_number=file.file_number)
+            await partials.send(key=file.run_id.encode(), value=request.to_bytes())
+
+    @app.on_before_shutdown.connect
+    async def close_clients(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await upstream.close()

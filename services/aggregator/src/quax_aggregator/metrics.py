@@ -74,6 +74,11 @@ class AggregatorMetrics:
             ["run_id"],
             registry=registry,
         )
+        self.timeouts_paused = Gauge(
+            "quax_aggregator_timeouts_paused",
+            "1 while file timeouts are paused (data may be waiting upstream, or Kafka is away).",
+            registry=registry,
+        )
         self.analysis_seconds = Histogram(
             "quax_aggregator_close_seconds",
             "Time to close a file: merge into the run, analyse, encode.",

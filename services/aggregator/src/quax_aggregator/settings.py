@@ -32,7 +32,16 @@ class AggregatorSettings(BaseSettings):
     )
     metrics_port: int = Field(9102, description="Port of the Prometheus metrics; 0 disables.")
     file_timeout_seconds: float = Field(
-        60.0, gt=0, description="A file that receives nothing for this long is closed incomplete."
+        60.0,
+        gt=0,
+        description="A file that receives nothing for this long is closed incomplete; time "
+        "during which the FFT workers or the aggregator are behind, or Kafka cannot be "
+        "asked, does not count.",
+    )
+    upstream_group: str = Field(
+        "quax-fft-worker",
+        description="Consumer group (app id) of the FFT workers, whose lag on the raw topic "
+        "pauses file timeouts.",
     )
     close_check_seconds: float = Field(
         5.0, gt=0, description="How often open files are checked against the timeout."

@@ -148,7 +148,7 @@ class KafkaLink:
 
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(_curable),
-            wait=tenacity.wait_exponential(multiplier=0.5, min=0.5, max=30)
+            wait=tenacity.wait_exponential(multiplier=0.5, min=0.5, max=10)
             + tenacity.wait_random(0, 0.5),
             sleep=self._sleep,
             before_sleep=before_sleep,
