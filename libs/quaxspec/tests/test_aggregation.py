@@ -409,6 +409,21 @@ def test_accumulator_decoding_checks_version_length_and_fields(kind: str) -> Non
         cls.from_bytes(data)
 
 
+def test_a_files_daq_time_is_the_latest_of_its_chunks_whatever_their_order() -> None:
+    # Chunks sent while the DAQ writes the file carry the time their data was on disk.
+    data = _spectra(np.random.default_rng(3), 12)
+    times = [DAQ_TIME + 0.1, DAQ_TIME + 4.1, DAQ_TIME + 2.0]
+    partials = [
+        _partial(data, a, b, daq_time=t)
+        for (a, b), t in zip([(0, 4), (8, 12), (4, 8)], times, strict=True)
+    ]
+    acc = FileAccumulator.open(partials[0], now=0.0)
+    for partial in (partials[0], partials[1], partials[1], partials[2]):
+        acc.apply(partial, now=0.0)
+    assert acc.daq_time == DAQ_TIME + 4.1
+    assert FileAccumulator.from_bytes(acc.to_bytes()).daq_time == DAQ_TIME + 4.1
+
+
 # --- RunAccumulator ----------------------------------------------------------------------------
 
 

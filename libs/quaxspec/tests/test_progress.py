@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quaxspec.daq import DaqRecord
+from quaxspec.daq import DaqRecord, PairDigest
 from quaxspec.messages import MessageDecodeError
 from quaxspec.progress import FileMark, RunConfig, RunProgress
 
@@ -145,3 +145,7 @@ def test_a_pairs_fingerprint_follows_its_content_not_its_name_or_time() -> None:
     changed[-1] += 1.0  # the very last sample
     assert record(i, changed).fingerprint() != same
     assert record(q, i).fingerprint() != same  # I and Q swapped
+    pieces = PairDigest()  # as a pair sent while it is written: piece by piece, in order
+    for start in range(0, i.size, 1000):
+        pieces.update(i[start : start + 1000], q[start : start + 1000])
+    assert pieces.hexdigest() == same

@@ -41,6 +41,7 @@ class FileAccumulator:
     n_fft: int
     fs: float
     f_lo: float
+    #: When the DAQ finished the file: the latest DAQ time of its chunks.
     daq_time: float
     moments: Moments
     #: Chunks accounted for: applied, or skipped by a worker.
@@ -98,6 +99,9 @@ class FileAccumulator:
         else:
             self.moments = self.moments.merge(message.moments)
         self.chunks.add(message.chunk_id)
+        # A file sent while the DAQ wrote it has chunks read at different times; the last
+        # one was read after the DAQ's last write, so the latest time is the file's.
+        self.daq_time = max(self.daq_time, message.daq_time)
         self.updated = now
         return True
 

@@ -1,14 +1,12 @@
-"""Cutting a DAQ record into RawChunk messages, and spreading a file's chunks over partitions."""
+"""How files are cut into chunks (slice length, chunk size), and the partition of each chunk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from quaxspec.daq import SAMPLE_DTYPE, DaqFileError, DaqRecord
-from quaxspec.messages import RawChunk
 
-__all__ = ["ChunkPlan", "NoSlicesError", "chunk_record", "partition_for"]
+__all__ = ["ChunkPlan", "NoSlicesError", "partition_for"]
 
 
 class NoSlicesError(DaqFileError):
@@ -41,38 +39,6 @@ class ChunkPlan:
                 record.source, f"{record.n_samples} samples is less than one slice of {self.n_fft}"
             )
         return total
-
-    def n_chunks(self, record: DaqRecord) -> int:
-        """Chunks the record is cut into."""
-        return -(-self.total_slices(record) // self.slices_per_chunk)
-
-
-def chunk_record(record: DaqRecord, plan: ChunkPlan) -> Iterator[RawChunk]:
-    """The record's slices in order, ``plan.slices_per_chunk`` per chunk (the last one shorter).
-
-    The chunks hold views of the record's samples (memory-mapped for files): nothing is
-    copied until :meth:`RawChunk.to_bytes`, and chunks are made one at a time, so a whole
-    file never sits in memory twice. A record without a complete slice raises
-    :class:`NoSlicesError` here, before any chunk is made.
-    """
-    return _chunks(record, plan, plan.total_slices(record))
-
-
-def _chunks(record: DaqRecord, plan: ChunkPlan, total: int) -> Iterator[RawChunk]:
-    for first in range(0, total, plan.slices_per_chunk):
-        i, q = record.slices(plan.n_fft, first, min(first + plan.slices_per_chunk, total))
-        yield RawChunk(
-            run_id=plan.run_id,
-            file_number=record.number,
-            first_slice=first,
-            total_slices=total,
-            n_fft=plan.n_fft,
-            fs=plan.fs,
-            f_lo=plan.f_lo,
-            daq_time=record.daq_time,
-            i=i,
-            q=q,
-        )
 
 
 def partition_for(*, file_number: int, chunk_index: int, partitions: int) -> int:

@@ -1,4 +1,4 @@
-"""What a source yields: a DAQ record to send, or a bad pair to log, count and skip."""
+"""What a source yields: a record to send, a bad pair to log and skip, or a pair being written."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Literal
 
 from quaxspec.daq import DaqFileError, DaqRecord, FilePair, read_pair
 
-__all__ = ["BadPair", "BadPairReason", "SourceItem", "read_item"]
+__all__ = ["BadPair", "BadPairReason", "GrowingPair", "SourceItem", "read_item"]
 
 #: Why a pair was skipped, as a metric label (few values, so the label stays cheap): a file
 #: without its partner, files that cannot be read or do not match, or less than one slice.
@@ -20,9 +20,24 @@ class BadPair:
 
     error: DaqFileError
     reason: BadPairReason
+    #: The pair's file number, when the pair is known (not for a lone file).
+    number: int | None = None
 
 
-SourceItem = DaqRecord | BadPair
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrowingPair:
+    """A pair the DAQ is writing, and how many samples of both files are on disk now."""
+
+    pair: FilePair
+    samples: int
+
+    @property
+    def number(self) -> int:
+        """The pair's file number."""
+        return self.pair.number
+
+
+SourceItem = DaqRecord | BadPair | GrowingPair
 
 
 def read_item(pair: FilePair) -> SourceItem:
@@ -30,6 +45,8 @@ def read_item(pair: FilePair) -> SourceItem:
     try:
         return read_pair(pair)
     except DaqFileError as error:
-        return BadPair(error=error, reason="invalid")
+        return BadPair(error=error, reason="invalid", number=pair.number)
     except OSError as error:  # vanished or locked between the checks and the mapping
-        return BadPair(error=DaqFileError(pair.i_path, str(error)), reason="invalid")
+        return BadPair(
+            error=DaqFileError(pair.i_path, str(error)), reason="invalid", number=pair.number
+        )

@@ -80,6 +80,12 @@ class Metrics:
         )
         for skip in get_args(SkipReason):
             self.skipped_files.labels(reason=skip)
+        self.changed_while_sent = Counter(
+            "quax_producer_changed_while_sent",
+            "Pairs sent while written whose finished files differ from the bytes sent (the "
+            "DAQ rewrote them: turn watch_send_while_written off).",
+            registry=registry,
+        )
         self.new_acquisitions = Counter(
             "quax_producer_new_acquisitions",
             "New acquisitions found in a watched folder (each started a new run).",

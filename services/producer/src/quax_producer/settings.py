@@ -94,6 +94,18 @@ class ProducerSettings(BaseSettings):
         description="Events: a pair found in the folder at start, or complete with "
         "mismatched files, is taken (or reported) after this long without a write.",
     )
+    watch_send_while_written: bool = Field(
+        True,
+        description="Send a pair's slices while the DAQ writes it, so that little is left "
+        "to send when its last byte lands. For a DAQ that appends to files of one length "
+        "(the run's); a DAQ that preallocates or rewrites its files needs false.",
+    )
+    watch_file_samples: int | None = Field(
+        None,
+        ge=1,
+        description="Samples per channel of the DAQ's files, if known: pairs are sent while "
+        "written from the first one on; by default learnt from the first complete pair.",
+    )
     watch_poll_seconds: float = Field(
         0.25, gt=0, description="Polling: seconds between two looks at the pairs being written."
     )

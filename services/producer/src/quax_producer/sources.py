@@ -98,11 +98,17 @@ class Source:
         return self.settings.source == "watch"
 
     def items(
-        self, *, skip: Skip, on_look: Callable[[float], None] | None = None
+        self,
+        *,
+        skip: Skip,
+        growth_step: int | None = None,
+        on_look: Callable[[float], None] | None = None,
     ) -> AsyncGenerator[SourceItem, None]:
         """The records to send, without the file numbers ``skip`` names.
 
-        ``on_look`` receives the seconds each batch of folder events or poll took (watch).
+        For a watched folder, ``growth_step`` asks for pairs being written too, each time
+        another step of samples is on disk (:class:`GrowingPair`), and ``on_look`` receives
+        the seconds each batch of folder events or poll took.
         """
         settings = self.settings
         if settings.source == "synthetic":
@@ -123,6 +129,7 @@ class Source:
             rescan_seconds=settings.watch_rescan_seconds,
             first_file=settings.first_file,
             skip=skip,
+            growth_step=growth_step,
             on_look=on_look,
         )
 

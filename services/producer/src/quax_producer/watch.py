@@ -36,7 +36,7 @@ from typing import Literal
 import structlog
 from asyncinotify import Inotify, Mask
 
-from quax_producer.items import BadPair, SourceItem, read_item
+from quax_producer.items import BadPair, GrowingPair, SourceItem, read_item
 from quax_producer.settings import WatchMethod
 from quaxspec.daq import SAMPLE_DTYPE, DaqFileError, FilePair, pair_paths, scan_directory
 
@@ -334,13 +334,15 @@ async def watch_source(
     rescan_seconds: float = 300.0,
     first_file: int = 0,
     skip: Callable[[int], bool] = lambda number: False,
+    growth_step: int | None = None,
     on_look: Callable[[float], None] | None = None,
 ) -> AsyncGenerator[SourceItem, None]:
     """Pairs as the DAQ completes them, forever.
 
     ``skip`` names file numbers already delivered (they are not looked at when the folder
-    is first listed); ``on_look`` receives the seconds spent on each batch of events or
-    each poll, for the metrics.
+    is first listed). With ``growth_step``, a pair being written is also reported
+    (:class:`GrowingPair`) each time another ``growth_step`` samples of both files are on
+    disk. ``on_look`` receives the seconds spent on each batch of events or each poll.
     """
     if not directory.is_dir():
         raise DaqFileError(directory, "not a directory")
@@ -355,6 +357,7 @@ async def watch_source(
         rescan_seconds=rescan_seconds,
         first_file=first_file,
         skip=skip,
+        growth_step=growth_step,
         on_look=on_look or (lambda seconds: None),
     ).items():
         yield item
@@ -373,6 +376,7 @@ class _Watch:
         rescan_seconds: float,
         first_file: int,
         skip: Callable[[int], bool],
+        growth_step: int | None,
         on_look: Callable[[float], None],
     ) -> None:
         self.directory = directory
@@ -382,8 +386,11 @@ class _Watch:
         self.rescan_seconds = rescan_seconds
         self.first_file = first_file
         self.skip = skip
+        self.growth_step = growth_step
         self.on_look = on_look
         self.taken = _Taken()
+        #: Samples of both files last reported of each pair being written.
+        self.grown: dict[int, int] = {}
         #: Reported bad pairs, by number: their identity, so each version is reported once.
         self.reported: dict[int, tuple[int, ...]] = {}
 
@@ -408,8 +415,21 @@ class _Watch:
 
         return await asyncio.to_thread(numbers)
 
+    def growth(self, look: PairLook) -> GrowingPair | None:
+        """A report that the pair grew by another step since the last one, if it did."""
+        step = self.growth_step
+        if step is None or self.taken.unchanged(look):
+            return None
+        samples = min(look.i_size, look.q_size) // SAMPLE_DTYPE.itemsize
+        number = look.pair.number
+        if samples // step <= self.grown.get(number, 0) // step:
+            return None
+        self.grown[number] = samples
+        return GrowingPair(pair=look.pair, samples=samples)
+
     def take(self, look: PairLook) -> SourceItem | None:
         """The item for a complete pair, or None if it is the pair taken before, unchanged."""
+        self.grown.pop(look.pair.number, None)
         if self.taken.unchanged(look):
             return None
         problem = look.problem()
@@ -417,7 +437,11 @@ class _Watch:
             if self.reported.get(look.pair.number) == look.identity:
                 return None
             self.reported[look.pair.number] = look.identity
-            return BadPair(error=DaqFileError(look.pair.i_path, problem), reason="invalid")
+            return BadPair(
+                error=DaqFileError(look.pair.i_path, problem),
+                reason="invalid",
+                number=look.pair.number,
+            )
         self.reported.pop(look.pair.number, None)
         self.taken.add(look)
         return read_item(look.pair)
@@ -464,36 +488,54 @@ class _EventWatch(_Watch):
                     except TimeoutError:
                         continue
                     started = time.perf_counter()
-                    await self._apply(tracker, event)
-                    while not events.empty():
-                        await self._apply(tracker, events.get_nowait())
+                    touched: set[int] = set()
+                    while True:
+                        written = await self._apply(tracker, event)
+                        if written is not None:
+                            touched.add(written)
+                        if events.empty():
+                            break
+                        event = events.get_nowait()
+                    grown = [g for n in sorted(touched) if (g := self._grown(n)) is not None]
                     self.on_look(time.perf_counter() - started)
+                    for growing in grown:
+                        yield growing
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
 
-    async def _apply(self, tracker: CloseTracker, event: Mask | tuple[Mask, str]) -> None:
+    async def _apply(self, tracker: CloseTracker, event: Mask | tuple[Mask, str]) -> int | None:
+        """Apply one event; the number of a pair that was written to, if one was."""
         now = time.monotonic()
         if isinstance(event, Mask):  # the kernel's queue overflowed: events were lost
             _log.warning("The event queue overflowed; listing the folder again.")
             _, fresh = await self.listing()
             for number in fresh:
                 tracker.assume(number, now)
-            return
+            return None
         mask, name = event
         parsed = parse_name(name)
         if parsed is None:
-            return
+            return None
         channel, number = parsed
         if number < self.first_file:
-            return
+            return None
         if mask & (Mask.DELETE | Mask.MOVED_FROM):
             tracker.gone(number)
-        elif mask & (Mask.CLOSE_WRITE | Mask.MOVED_TO):
+            self.grown.pop(number, None)
+            return None
+        if mask & (Mask.CLOSE_WRITE | Mask.MOVED_TO):
             tracker.closed(channel, number, now)
-        else:
-            tracker.written(channel, number, now)
+            return None
+        tracker.written(channel, number, now)
+        return number
+
+    def _grown(self, number: int) -> GrowingPair | None:
+        if self.growth_step is None:
+            return None
+        look = self.look(number)
+        return None if look is None else self.growth(look)
 
     def _complete(self, tracker: CloseTracker, number: int) -> SourceItem | None:
         i_path, q_path = pair_paths(self.directory, number)
@@ -549,7 +591,12 @@ class _PollWatch(_Watch):
                     # Delivered before this watch began: as it is now, it was delivered.
                     self.taken.add(look)
                     continue
-                if self.taken.unchanged(look) or not settler.observe(look):
+                if self.taken.unchanged(look):
+                    continue
+                if not settler.observe(look):
+                    growing = self.growth(look)
+                    if growing is not None:
+                        items.append(growing)
                     continue
                 frontier.took(number, max(look.i_mtime_ns, look.q_mtime_ns))
                 item = self.take(look)
