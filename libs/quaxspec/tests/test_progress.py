@@ -28,7 +28,9 @@ def _progress(**fields: object) -> RunProgress:
 
 
 def _mark(number: int, fingerprint: str = "ab" * 16) -> FileMark:
-    return FileMark(number=number, fingerprint=fingerprint, daq_time=1_790_000_000.0 + number)
+    return FileMark(
+        number=number, fingerprint=fingerprint, daq_time=1_790_000_000.0 + number, samples=2**23
+    )
 
 
 def test_delivered_files_are_remembered_with_the_lowest_and_highest_marks() -> None:
@@ -96,8 +98,13 @@ def _document() -> dict[str, object]:
         (("files",), [[0, 4], [2, 9]], "sorted, disjoint"),
         (("files",), [[0, 4, 5]], "sorted, disjoint"),
         (("files",), {"0": 4}, "list of at most"),
-        (("first",), {"number": 1, "fingerprint": "XYZ", "daq_time": 0}, "not lower-case hex"),
-        (("last",), {"number": -1, "fingerprint": "ab", "daq_time": 0}, "not an integer"),
+        (
+            ("first",),
+            {"number": 1, "fingerprint": "XYZ", "daq_time": 0, "samples": 1},
+            "lower-case",
+        ),
+        (("last",), {"number": -1, "fingerprint": "ab", "daq_time": 0, "samples": 1}, "not an"),
+        (("last",), {"number": 1, "fingerprint": "ab", "daq_time": 0, "samples": 0}, "not an"),
     ],
 )
 def test_malformed_fields_are_decode_errors_with_the_reason(

@@ -103,3 +103,15 @@ def test_sample_blocks_must_be_whole_float32_slices(bad):
     kernel = SpectrumKernel(n_fft=64, fs=FS)
     with pytest.raises((ValueError, TypeError)):
         kernel.moments(bad, bad)
+
+
+def test_warming_makes_the_plans_of_the_given_batches_and_leaves_results_unchanged():
+    kernel = SpectrumKernel(n_fft=64, fs=1e3, planner_effort="FFTW_ESTIMATE")
+    kernel.warm([3, 5])
+    assert sorted(kernel._plans) == [3, 5]
+    rng = np.random.default_rng(0)
+    i, q = rng.standard_normal((2, 3, 64), dtype=np.float32)
+    cold = SpectrumKernel(n_fft=64, fs=1e3, planner_effort="FFTW_ESTIMATE").moments(i, q)
+    warm = kernel.moments(i, q)
+    np.testing.assert_array_equal(warm.mean, cold.mean)
+    np.testing.assert_array_equal(warm.m2, cold.m2)

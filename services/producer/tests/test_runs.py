@@ -14,7 +14,10 @@ T0 = 1_796_000_000.0  # 2026-11-30T00:53:20Z
 
 def _mark(number: int, fingerprint: str | None = None) -> FileMark:
     return FileMark(
-        number=number, fingerprint=fingerprint or f"{number:032x}", daq_time=T0 + number
+        number=number,
+        fingerprint=fingerprint or f"{number:032x}",
+        daq_time=T0 + number,
+        samples=2**23,
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_FS",
     "DEFAULT_N_FFT",
     "DEFAULT_N_SAMPLES",
+    "DEFAULT_SLICES_PER_CHUNK",
     "SAMPLE_DTYPE",
     "DaqFileError",
     "DaqRecord",
@@ -40,6 +41,8 @@ DEFAULT_FS = 2.0e6
 DEFAULT_N_FFT = 3072
 #: Samples per file in the public QUAX data set (2²³, 32 MiB per file).
 DEFAULT_N_SAMPLES = 2**23
+#: Slices per Kafka message (32 × 3072 I/Q float32 = 768 KiB, well under 1 MB).
+DEFAULT_SLICES_PER_CHUNK = 32
 #: On-disk sample type: little-endian float32.
 SAMPLE_DTYPE = np.dtype("<f4")
 

@@ -57,11 +57,13 @@ class RunConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileMark:
-    """One delivered file: its number, content fingerprint and DAQ time."""
+    """One delivered file: its number, content fingerprint, DAQ time and length."""
 
     number: int
     fingerprint: str
     daq_time: float
+    #: Samples per channel (what the next files of the run are expected to have).
+    samples: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,7 +173,12 @@ class RunProgress:
 def _mark_json(mark: FileMark | None) -> dict[str, Any] | None:
     if mark is None:
         return None
-    return {"number": mark.number, "fingerprint": mark.fingerprint, "daq_time": mark.daq_time}
+    return {
+        "number": mark.number,
+        "fingerprint": mark.fingerprint,
+        "daq_time": mark.daq_time,
+        "samples": mark.samples,
+    }
 
 
 def _mark(value: Any) -> FileMark | None:
@@ -184,6 +191,7 @@ def _mark(value: Any) -> FileMark | None:
         number=_int(value["number"], 0, _MAX_FILE),
         fingerprint=fingerprint,
         daq_time=_finite(value["daq_time"]),
+        samples=_int(value["samples"], 1, 2**40),
     )
 
 

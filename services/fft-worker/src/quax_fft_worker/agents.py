@@ -10,6 +10,7 @@ from faust.types import TP
 
 from quax_fft_worker.metrics import WorkerMetrics
 from quax_fft_worker.settings import FftWorkerSettings
+from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, DEFAULT_N_SAMPLES, DEFAULT_SLICES_PER_CHUNK
 from quaxspec.deadletter import dead_letter
 from quaxspec.messages import MessageDecodeError, Partial, RawChunk, SkippedChunk
 from quaxspec.offsets import OffsetGuard, OffsetLedger
@@ -20,6 +21,11 @@ __all__ = ["register_agents"]
 
 #: How often the consumer lag is measured (seconds).
 LAG_SECONDS = 5.0
+
+#: The batches of a default DAQ file: whole chunks, and the short last one.
+_DEFAULT_BATCHES = sorted(
+    {DEFAULT_SLICES_PER_CHUNK, DEFAULT_N_SAMPLES // DEFAULT_N_FFT % DEFAULT_SLICES_PER_CHUNK} - {0}
+)
 
 
 class _Kernels:
@@ -49,6 +55,8 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
     partials = app.topic(kafka.topic(PARTIALS), key_serializer="raw", value_serializer="raw")
     dead = app.topic(kafka.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
     kernels = _Kernels(settings)
+    if settings.warm_up:
+        kernels(DEFAULT_N_FFT, DEFAULT_FS).warm(_DEFAULT_BATCHES)
 
     # Faust can lose a fetched chunk around a rebalance (quaxspec.offsets); a worker that
     # keeps the partition sees the gap and rewinds. The ledger is in memory and

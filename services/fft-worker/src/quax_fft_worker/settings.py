@@ -27,6 +27,11 @@ class FftWorkerSettings(BaseSettings):
     planner_effort: str = Field(
         "FFTW_MEASURE", description="FFTW planner effort: FFTW_ESTIMATE … FFTW_PATIENT."
     )
+    warm_up: bool = Field(
+        True,
+        description="At start, plan the FFTs of the DAQ's default files (n_fft 3072, fs 2 MS/s, "
+        "chunks of 32 slices and the short last one) so that the first file is not slower.",
+    )
     stream_buffer: int = Field(
         8, ge=1, description="Chunks a worker may prefetch (each up to 1 MiB)."
     )

@@ -8,7 +8,13 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, DEFAULT_N_SAMPLES, SAMPLE_DTYPE
+from quaxspec.daq import (
+    DEFAULT_FS,
+    DEFAULT_N_FFT,
+    DEFAULT_N_SAMPLES,
+    DEFAULT_SLICES_PER_CHUNK,
+    SAMPLE_DTYPE,
+)
 from quaxspec.progress import RunConfig
 from quaxspec.settings import KafkaSettings, LoggingSettings
 
@@ -45,7 +51,7 @@ class ProducerSettings(BaseSettings):
     n_fft: int = Field(DEFAULT_N_FFT, ge=2, description="Samples per FFT slice.")
     fs: float = Field(DEFAULT_FS, gt=0, description="Sampling rate of the DAQ (complex S/s).")
     slices_per_chunk: int = Field(
-        32,
+        DEFAULT_SLICES_PER_CHUNK,
         ge=1,
         description="Slices per Kafka message (32 × 3072 I/Q float32 = 768 KiB, well under 1 MB).",
     )

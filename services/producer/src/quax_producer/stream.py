@@ -146,6 +146,8 @@ class _Stream:
     async def _begin(self, progress: RunProgress, why: str) -> None:
         """Deliver into ``progress``'s run from now on."""
         self._ledger = RunLedger(progress, live=self._source.live)
+        if self._file_samples is None and progress.last is not None:
+            self._file_samples = progress.last.samples  # the run's files, before a restart
         self._known[progress.run_id] = progress
         structlog.contextvars.bind_contextvars(run_id=progress.run_id)
         self._metrics.running(progress.run_id)
@@ -298,7 +300,12 @@ class _Stream:
         metrics.dropped_samples.inc(remainder)
         if self._settings.watch_file_samples is None:
             self._file_samples = record.n_samples
-        mark = FileMark(number=record.number, fingerprint=fingerprint, daq_time=record.daq_time)
+        mark = FileMark(
+            number=record.number,
+            fingerprint=fingerprint,
+            daq_time=record.daq_time,
+            samples=record.n_samples,
+        )
         await self._publish(self.ledger.delivered(mark, now=time.time()))
         metrics.delivery_delay.observe(max(0.0, time.time() - record.daq_time))
         _log.info(
