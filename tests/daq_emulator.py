@@ -36,6 +36,8 @@ class DaqEmulator:
     #: Keep at most this many pairs on disk, deleting the oldest (the DAQ's housekeeping).
     keep: int | None = None
     completed: dict[int, float] = field(default_factory=dict)
+    #: The pair being written and the share of it on disk (for a test to act mid-file).
+    writing: tuple[int, float] | None = None
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -64,8 +66,10 @@ class DaqEmulator:
                 q_file.write(q_bytes[start : start + piece])
                 i_file.flush()
                 q_file.flush()
+                self.writing = (number, min(1.0, (start + piece) / len(i_bytes)))
                 if start + piece < len(i_bytes):
                     time.sleep(pause)
+        self.writing = None
         return time.time()
 
     def start(self, count: int, *, first: int = 0) -> None:

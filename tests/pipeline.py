@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from localkafka import LocalKafka
 
+from quaxspec.progress import RunProgress
 from quaxspec.spectra import FileSpectrum, RunSpectrum
-from quaxspec.topics import DEADLETTER, MAX_MESSAGE_BYTES, RUNS, SPECTRA
+from quaxspec.topics import DEADLETTER, MAX_MESSAGE_BYTES, PROGRESS, RUNS, SPECTRA, TopicSpec
 
 BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 
@@ -160,15 +161,24 @@ class Pipeline:
 
     def collect(
         self,
-        until: dict[str, int],
+        until: dict[str, int] | None = None,
         *,
+        files: int = 0,
         timeout: float = 180,
         deadletters: int = 0,
     ) -> Outputs:
-        """Read outputs until every run has emitted ``until[run]`` files (and its run update)."""
-        return asyncio.run(self._collect(until, timeout=timeout, deadletters=deadletters))
+        """Read outputs until every run has emitted ``until[run]`` files (and its run update).
 
-    async def _collect(self, until: dict[str, int], *, timeout: float, deadletters: int) -> Outputs:
+        ``files``: also until that many file spectra in all, of runs whose update counts
+        every one of them (for runs whose ids the producer chose).
+        """
+        return asyncio.run(
+            self._collect(until or {}, files=files, timeout=timeout, deadletters=deadletters)
+        )
+
+    async def _collect(
+        self, until: dict[str, int], *, files: int, timeout: float, deadletters: int
+    ) -> Outputs:
         topics = [self.prefix + spec.name for spec in (SPECTRA, RUNS, DEADLETTER)]
         consumer = AIOKafkaConsumer(
             *topics,
@@ -182,7 +192,7 @@ class Pipeline:
         await consumer.start()
         deadline = time.monotonic() + timeout
         try:
-            while not self._done(outputs, until, deadletters):
+            while not self._done(outputs, until, files, deadletters):
                 if time.monotonic() > deadline:
                     raise AssertionError(
                         f"timed out: {len(outputs.files)} files, runs "
@@ -196,6 +206,41 @@ class Pipeline:
         finally:
             await consumer.stop()
         return outputs
+
+    def topic_records(self, spec: TopicSpec) -> list[tuple[bytes | None, bytes | None]]:
+        """Every (key, value) of one of the pipeline's topics, from the start."""
+        return asyncio.run(self._topic_records(spec))
+
+    async def _topic_records(self, spec: TopicSpec) -> list[tuple[bytes | None, bytes | None]]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+        )
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(self.prefix + spec.name, p) for p in range(spec.partitions)
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            records: list[tuple[bytes | None, bytes | None]] = []
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records += [(r.key, r.value) for r in batch]
+            return records
+        finally:
+            await consumer.stop()
+
+    def progress(self) -> dict[str, RunProgress]:
+        """The latest progress record of every run the producers delivered into."""
+        runs: dict[str, RunProgress] = {}
+        for _, value in self.topic_records(PROGRESS):
+            progress = RunProgress.from_bytes(value)
+            runs[progress.run_id] = progress
+        return runs
 
     def _take(self, outputs: Outputs, record: object) -> None:
         topic, value = record.topic, record.value  # type: ignore[attr-defined]
@@ -213,9 +258,16 @@ class Pipeline:
             outputs.deadletters.append((value, headers))
 
     @staticmethod
-    def _done(outputs: Outputs, until: dict[str, int], deadletters: int) -> bool:
-        for run_id, files in until.items():
+    def _done(outputs: Outputs, until: dict[str, int], files: int, deadletters: int) -> bool:
+        for run_id, count in until.items():
             run = outputs.runs.get(run_id)
-            if len(outputs.run_files(run_id)) < files or run is None or run.files < files:
+            if len(outputs.run_files(run_id)) < count or run is None or run.files < count:
                 return False
+        if files:
+            if len(outputs.files) < files:
+                return False
+            for run_id in {run for run, _ in outputs.files}:
+                run = outputs.runs.get(run_id)
+                if run is None or run.files < len(outputs.run_files(run_id)):
+                    return False
         return len(outputs.deadletters) >= deadletters

@@ -103,14 +103,15 @@ def test_a_named_run_whose_files_changed_is_refused():
 
 
 def test_a_watched_pair_is_sent_repeated_or_a_new_acquisition():
-    ledger = RunLedger(_run("out-a", 5, 6, 7), live=True)
+    ledger = RunLedger(_run("out-a", 5, 6, 7), live=True)  # file n written at T0 + n
 
     assert ledger.decide(8, T0 + 8, None).verdict == "send"
     assert ledger.decide(7, T0 + 9, f"{7:032x}").verdict == "repeat"  # same content again
     assert ledger.decide(7, T0 + 9, "d" * 32).verdict == "new_acquisition"
     assert ledger.decide(6, T0 + 9, f"{6:032x}").verdict == "new_acquisition"  # not compared
-    assert ledger.decide(2, T0 + 9, None).verdict == "new_acquisition"  # below the first
-    decision = ledger.decide(9, T0 + 1, None)  # written before the run's first file
+    assert ledger.decide(2, T0 + 9, None).verdict == "new_acquisition"  # numbered from 0 again
+    assert ledger.decide(2, T0 + 2, None).verdict == "send"  # an earlier file, found late
+    decision = ledger.decide(9, T0 + 1, None)  # numbered above the first, written before it
     assert decision.verdict == "predates"
     assert "before the run's first file 5" in decision.reason
 

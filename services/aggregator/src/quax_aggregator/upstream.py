@@ -53,9 +53,9 @@ class UpstreamWatch:
         partitions = self._partitions
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(self._group, partitions=partitions)
-        return sum(
-            max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in partitions
-        )
+        # A partition the group never committed has offset −1: nothing of it was read.
+        done = {tp: max(0, meta.offset) for tp, meta in committed.items()}
+        return sum(max(0, ends[tp] - done.get(tp, 0)) for tp in partitions)
 
     async def _connect(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         await self.close()

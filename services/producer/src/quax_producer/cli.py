@@ -55,6 +55,16 @@ def run(
     watch_settle_seconds: Annotated[
         float | None, typer.Option(help=_about("watch_settle_seconds"))
     ] = None,
+    watch_send_while_written: Annotated[
+        bool | None,
+        typer.Option(
+            "--watch-send-while-written/--watch-send-when-complete",
+            help=_about("watch_send_while_written"),
+        ),
+    ] = None,
+    watch_file_samples: Annotated[
+        int | None, typer.Option(help=_about("watch_file_samples"))
+    ] = None,
     watch_poll_seconds: Annotated[
         float | None, typer.Option(help=_about("watch_poll_seconds"))
     ] = None,

@@ -8,7 +8,7 @@ of that run that are still there have the content they had when delivered (their
 fingerprints); otherwise it starts a new run, named after the source and the time of its
 first file. While watching, a pair whose number was already delivered is a repeat when its
 content is the one delivered, and a new acquisition otherwise; so is a pair numbered below
-the run's first file (the DAQ numbering from the start again).
+the run's first file but written after it (the DAQ numbering from the start again).
 """
 
 from __future__ import annotations
@@ -137,8 +137,9 @@ class RunLedger:
     """The run being delivered: its progress, and the fingerprints of recently delivered files.
 
     ``live`` is for a watched folder, where the DAQ writes files in number order: a pair
-    numbered below the run's first, or delivered before with other content, is a new
-    acquisition, and a pair older than the run's first file belongs to an older one.
+    delivered before with other content, or numbered below the run's first but written
+    after it, is a new acquisition; a pair numbered above the run's first but written
+    before it is left over from an older one.
     """
 
     def __init__(self, progress: RunProgress, *, live: bool) -> None:
@@ -170,15 +171,19 @@ class RunLedger:
             )
         first = self.progress.first
         if self._live and first is not None:
-            if daq_time < first.daq_time:
+            # Within one acquisition, numbers and times go up together. A pair numbered
+            # above the run's lowest file but written before it is left over from an older
+            # acquisition; one numbered below it but written after it starts a new one.
+            if number > first.number and daq_time < first.daq_time:
                 return Decision(
                     "predates",
                     f"file {number} was written before the run's first file {first.number}",
                 )
-            if number < first.number:
+            if number < first.number and daq_time >= first.daq_time:
                 return Decision(
                     "new_acquisition",
-                    f"file {number} is numbered below the run's first file {first.number}",
+                    f"file {number} is numbered below the run's first file {first.number} "
+                    "but was written after it",
                 )
         return Decision("send", "")
 
