@@ -114,12 +114,16 @@ class Rendered:
                 yield doc
 
     def workload(self, component: str) -> Doc:
-        """The Deployment or StatefulSet of a component (quax-<component>)."""
+        """The Deployment, StatefulSet or Job of a component (quax-<component>[-revision])."""
         name = f"{RELEASE}-{component}"
         found = [
             doc
             for doc in self.docs
-            if doc["kind"] in ("Deployment", "StatefulSet") and doc["metadata"]["name"] == name
+            if (doc["kind"] in ("Deployment", "StatefulSet") and doc["metadata"]["name"] == name)
+            or (
+                doc["kind"] == "Job"
+                and doc["metadata"]["labels"].get("app.kubernetes.io/component") == component
+            )
         ]
         assert len(found) == 1, f"workload {name}: {len(found)} objects"
         return found[0]

@@ -440,7 +440,7 @@ def test_values_schema_settings_are_the_settings_fields() -> None:
     owned = {
         "producer": {"source", "directory", "metrics_port"},
         "fftWorker": {"app_id", "metrics_port", "data_dir"},
-        "aggregator": {"app_id", "store", "data_dir", "metrics_port"},
+        "aggregator": {"app_id", "store", "data_dir", "metrics_port", "upstream_group"},
         "api": {"host", "port"},
     }
     classes = {
@@ -627,7 +627,7 @@ def test_prod_scales_workers_with_keda_on_strimzi() -> None:
 def test_fixed_replicas_of_producer_and_aggregator() -> None:
     rendered = scenario("default")
     producer = rendered.workload("producer")
-    assert producer["kind"] == "Deployment"
+    assert producer["kind"] == "Deployment"  # an endless synthetic DAQ
     assert producer["spec"]["replicas"] == 1
     assert producer["spec"]["strategy"] == {"type": "Recreate"}
     aggregator = rendered.workload("aggregator")
@@ -636,6 +636,46 @@ def test_fixed_replicas_of_producer_and_aggregator() -> None:
     headless = rendered.get("Service", aggregator["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
     assert rendered.workload("api")["kind"] == "Deployment"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("producer-watch-hostpath", "Deployment"),
+        ("producer-directory", "Job"),
+        ("dev", "Deployment"),
+    ],
+)
+def test_a_replay_is_a_job_and_a_watched_folder_a_deployment(name: str, kind: str) -> None:
+    rendered = scenario(name)
+    producer = rendered.workload("producer")
+    assert producer["kind"] == kind
+    producers = [
+        doc
+        for doc in rendered.workloads()
+        if doc["metadata"]["labels"].get("app.kubernetes.io/component") == "producer"
+    ]
+    assert producers == [producer]  # one or the other, never both
+    if kind == "Job":
+        assert pod_spec(producer)["restartPolicy"] == "OnFailure"
+        assert producer["spec"]["backoffLimit"] > 0
+        assert producer["metadata"]["name"].endswith("-1")  # one per revision
+
+
+def test_a_finite_synthetic_replay_is_a_job_too() -> None:
+    rendered = render(sets=("producer.settings.files=100",))
+    assert rendered.workload("producer")["kind"] == "Job"
+
+
+def test_the_aggregator_watches_the_fft_workers_group() -> None:
+    rendered = scenario("topic-prefix")
+    env = rendered.env(service_container(rendered, "aggregator"))
+    assert env["QUAX_AGGREGATOR_UPSTREAM_GROUP"] == "site1-quax-fft-worker"
+    settings = settings_from(AggregatorSettings, env)
+    assert (
+        settings.upstream_group
+        == rendered.env(service_container(rendered, "fft-worker"))["QUAX_FFT_WORKER_APP_ID"]
+    )
 
 
 # Security, probes, resources, disruption budgets ------------------------------------------------
@@ -674,7 +714,8 @@ def test_every_container_is_locked_down(name: str) -> None:
 def test_every_service_container_has_probes(name: str) -> None:
     rendered = scenario(name)
     for workload in rendered.workloads():
-        if workload["kind"] not in ("Deployment", "StatefulSet"):
+        component = workload["metadata"]["labels"].get("app.kubernetes.io/component")
+        if workload["kind"] not in ("Deployment", "StatefulSet") and component != "producer":
             continue  # the topics Job and the test pod run to completion
         for container in containers(workload, init=False):
             where = f"{workload['metadata']['name']}/{container['name']}"

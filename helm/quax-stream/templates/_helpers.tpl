@@ -246,3 +246,18 @@ Linter waivers of a workload that runs one of the chart's images (checkov annota
 checkov.io/skip1: CKV_K8S_43=Images are pinned by tag (the chart's appVersion, apache/kafka 4.1.1); images built locally and loaded into kind or minikube have no registry digest.
 checkov.io/skip2: CKV_K8S_15=IfNotPresent on purpose - images loaded into kind or minikube are in no registry, and a release tag is never rebuilt.
 {{- end }}
+
+{{/*
+The producer's workload kind: a Job for a replay, which ends (a directory, or a synthetic DAQ
+with settings.files), so that a finished replay is not started again; a Deployment for a
+watched folder or an endless synthetic DAQ. Either way the producer resumes its run from
+quax.progress after a restart.
+*/}}
+{{- define "quax-stream.producerKind" -}}
+{{- $values := .Values.producer -}}
+{{- if or (eq $values.source "directory") (and (eq $values.source "synthetic") $values.settings.files) -}}
+Job
+{{- else -}}
+Deployment
+{{- end -}}
+{{- end }}

@@ -48,6 +48,7 @@ class Link:
 
     def __init__(self, *, failing: int = 0) -> None:
         self.partitions = [0, 1, 2, 3]
+        self.delivery_timeout = 5.0
         self.log: list[tuple[int, bytes]] = []
         self.producer = Producer(self.log, failing=failing)
         self.recoveries = 0

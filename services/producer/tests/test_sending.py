@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from quax_producer.metrics import Metrics
@@ -68,3 +69,21 @@ async def test_a_failed_delivery_is_raised_by_flush():
     with pytest.raises(RuntimeError, match="broker said no"):
         await sender.flush()
     assert sender.in_flight == 0
+
+
+async def test_a_delivery_kafka_never_answers_fails_after_the_timeout():
+    # A broker that is away: the client neither acknowledges nor fails the delivery.
+    producer = SlowProducer()
+    metrics = Metrics(registry=CollectorRegistry())
+    sender = ChunkSender(
+        producer=producer,
+        topic="t",
+        max_in_flight=4,
+        send_seconds=metrics.send_seconds,
+        timeout=0.2,
+    )
+    await sender.send(b"x", key=b"k", partition=0, on_delivered=lambda: None)
+
+    with pytest.raises(KafkaTimeoutError, match=r"no answer from Kafka within 0\.2 s"):
+        await asyncio.wait_for(sender.flush(), 5)
+    assert not producer.deliveries[0].cancelled()  # the client's own future is left alone

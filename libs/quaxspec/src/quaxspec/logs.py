@@ -4,12 +4,54 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 
 import structlog
 
 from quaxspec.settings import LoggingSettings
 
-__all__ = ["configure_logging"]
+__all__ = ["RepeatFilter", "configure_logging"]
+
+#: Loggers whose repeated lines are thinned: the Kafka client logs each failed connection
+#: attempt, several times a second while a broker is away (thousands of lines an outage).
+_CHATTY = ("aiokafka",)
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one line of each kind through per ``interval`` seconds, for the chatty loggers.
+
+    A kind is the logger, the level and the message template (before its arguments). The
+    next line let through says how many like it were held back.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float = 30.0,
+        prefixes: tuple[str, ...] = _CHATTY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._interval = interval
+        self._prefixes = prefixes
+        self._clock = clock
+        self._last: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to write ``record``."""
+        if not record.name.startswith(self._prefixes):
+            return True
+        kind = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        last, held = self._last.get(kind, (-float("inf"), 0))
+        if now - last < self._interval:
+            self._last[kind] = (last, held + 1)
+            return False
+        self._last[kind] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like it in the last {self._interval:g} s)"
+        return True
 
 
 def configure_logging(settings: LoggingSettings | None = None, **context: str) -> None:
@@ -44,6 +86,7 @@ def configure_logging(settings: LoggingSettings | None = None, **context: str) -
             ],
         )
     )
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

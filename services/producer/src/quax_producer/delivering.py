@@ -137,6 +137,7 @@ class FileDelivery:
                 topic=self._link.raw_topic,
                 max_in_flight=self._max_in_flight,
                 send_seconds=self._metrics.send_seconds,
+                timeout=self._link.delivery_timeout,
             )
         plan = self._plan
         chunk = RawChunk(

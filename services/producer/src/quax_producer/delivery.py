@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from quax_producer.metrics import Metrics
+from quax_producer.sending import within
 from quax_producer.settings import ProducerSettings
 from quaxspec.messages import MessageDecodeError
 from quaxspec.progress import RunProgress
@@ -81,6 +82,8 @@ class KafkaLink:
         self.progress_topic = settings.kafka.topic(PROGRESS)
         self._producer: AIOKafkaProducer | None = None
         self.partitions: list[int] = []
+        #: Seconds within which Kafka must acknowledge a delivery.
+        self.delivery_timeout = settings.delivery_timeout_seconds
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -116,9 +119,14 @@ class KafkaLink:
 
     async def publish(self, progress: RunProgress) -> None:
         """Write a run's progress and wait for Kafka to acknowledge it (raises KafkaError)."""
-        await self.producer.send_and_wait(
-            self.progress_topic, progress.to_bytes(), key=progress.run_id.encode()
+        delivery = await within(
+            self.delivery_timeout,
+            self.producer.send(
+                self.progress_topic, progress.to_bytes(), key=progress.run_id.encode()
+            ),
+            what="handing a progress record to the client",
         )
+        await within(self.delivery_timeout, delivery, what="a progress record's acknowledgement")
 
     def delivered(self) -> None:
         """Kafka acknowledged a delivery: it is reachable."""

@@ -5,12 +5,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import Histogram
 
-__all__ = ["ChunkSender"]
+__all__ = ["ChunkSender", "within"]
+
+_T = TypeVar("_T")
+
+
+async def within(seconds: float | None, awaitable: Awaitable[_T], *, what: str) -> _T:
+    """``awaitable``'s result, or :class:`KafkaTimeoutError` after ``seconds``.
+
+    The Kafka client can wait on a broker that is away for as long as it is away, with
+    neither a result nor an error; this deadline makes that a failure the producer handles.
+    What is awaited is shielded: the client's own futures are never cancelled from here.
+    """
+    try:
+        return await asyncio.wait_for(asyncio.shield(awaitable), seconds)
+    except TimeoutError:
+        raise KafkaTimeoutError(f"{what}: no answer from Kafka within {seconds:g} s") from None
 
 
 class ChunkSender:
@@ -18,7 +35,8 @@ class ChunkSender:
 
     Without the bound, a slow broker would let unacknowledged chunks pile up in memory;
     with it, the producer slows down to what the broker takes. A failed delivery (after
-    the client's own retries) raises from :meth:`send` or :meth:`flush`.
+    the client's own retries), or one not acknowledged within ``timeout`` seconds, raises
+    from :meth:`send` or :meth:`flush`.
     """
 
     def __init__(
@@ -28,6 +46,7 @@ class ChunkSender:
         topic: str,
         max_in_flight: int,
         send_seconds: Histogram,
+        timeout: float | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max in flight must be at least 1, got {max_in_flight}")
@@ -35,6 +54,7 @@ class ChunkSender:
         self._topic = topic
         self._max_in_flight = max_in_flight
         self._send_seconds = send_seconds
+        self._timeout = timeout
         self._in_flight: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -49,14 +69,18 @@ class ChunkSender:
         while len(self._in_flight) >= self._max_in_flight:
             await self._in_flight.popleft()
         started = time.perf_counter()
-        delivery = await self._producer.send(self._topic, value, key=key, partition=partition)
+        delivery = await within(
+            self._timeout,
+            self._producer.send(self._topic, value, key=key, partition=partition),
+            what="handing a chunk to the client",
+        )
         # A task rather than a done-callback: once flush has awaited it, its accounting is done.
         self._in_flight.append(asyncio.ensure_future(self._settle(delivery, started, on_delivered)))
 
     async def _settle(
         self, delivery: asyncio.Future[object], started: float, on_delivered: Callable[[], None]
     ) -> None:
-        await delivery
+        await within(self._timeout, delivery, what="a chunk's acknowledgement")
         self._send_seconds.observe(time.perf_counter() - started)
         on_delivered()
 

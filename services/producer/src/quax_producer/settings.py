@@ -56,7 +56,10 @@ class ProducerSettings(BaseSettings):
         description="Slices per Kafka message (32 × 3072 I/Q float32 = 768 KiB, well under 1 MB).",
     )
     seconds_per_pair: float = Field(
-        4.2, gt=0, description="Pace: one pair per this many seconds (the real DAQ: 4.2 s)."
+        4.2,
+        gt=0,
+        description="Pace of a replay (directory, synthetic): one pair per this many seconds "
+        "(the real DAQ: 4.2 s). A watched folder is not paced: the DAQ is the clock.",
     )
     mb_per_s: float | None = Field(
         None, gt=0, description="Pace in MB/s of samples (10⁶ bytes); overrides seconds_per_pair."
