@@ -125,6 +125,9 @@ async def _watch_cost(folder: Path, method: str, delivered: int, new: int) -> di
     finally:
         pending.cancel()
         await source.aclose()
+        for number in range(delivered, delivered + new):  # the folder as it was, for the next
+            for path in pair_paths(folder, number):
+                path.unlink(missing_ok=True)
     per_look = np.array(looks) * 1e6
     return {
         "start_s": ready[0],
@@ -139,7 +142,7 @@ def watch_cost(root: Path, *, pairs: int, new: int = 50) -> list[dict[str, objec
     results = []
     for delivered in (0, pairs):
         folder = root / f"folder-{delivered}"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         for number in range(delivered):
             for path in pair_paths(folder, number):
                 with path.open("wb") as file:

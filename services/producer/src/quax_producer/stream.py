@@ -344,6 +344,12 @@ class _Stream:
                 "per acquisition."
             )
         self._metrics.new_acquisitions.inc()
+        # Pairs of the old run left half-written: what was sent of them stays in that run
+        # (closed incomplete by the aggregator's timeout); their numbers start afresh.
+        for number, written in sorted(self._writing.items()):
+            _log.warning("A pair was left half-written by the DAQ.", file_number=number)
+            await written.delivery.flush()
+        self._writing.clear()
         await self._publish(self.ledger.ended(now=time.time()))
         run_id = new_run_id(self._settings.run_base, record.daq_time, self._known)
         now = time.time()
