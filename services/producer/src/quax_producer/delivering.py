@@ -72,7 +72,6 @@ class FileDelivery:
         self._sender: ChunkSender | None = None
         #: The fingerprint of what was sent, in order (for a pair sent while written).
         self.digest = PairDigest()
-        self.acknowledged_slices = 0
 
     @property
     def done(self) -> bool:
@@ -167,7 +166,6 @@ class FileDelivery:
     def _acknowledged(self, first: int, count: int) -> None:
         if self._unacknowledged.pop(first, None) is None:
             return  # a chunk sent twice (before and after a failure): counted once
-        self.acknowledged_slices += count
         metrics = self._metrics
         metrics.chunks.inc()
         metrics.bytes.inc(self._plan.chunk_bytes(count))
