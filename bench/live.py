@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from daq_emulator import DaqEmulator  # noqa: E402
-from localkafka import LocalKafka, free_port  # noqa: E402
+from localkafka import LocalKafka  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 from ws_listener import WebSocketListener  # noqa: E402
 
@@ -53,22 +53,7 @@ def latency(root: Path, *, minutes: float) -> dict[str, object]:
     daq = DaqEmulator(root / "daq", samples=DEFAULT_N_SAMPLES, period=PERIOD, keep=6, seed=3)
     pipe = Pipeline(kafka, root / "pipe")
     try:
-        pipe.start_aggregator()
-        pipe.start_worker("fft-worker-1")
-        pipe.start_worker("fft-worker-2")
-        port = free_port()
-        pipe.start_api(port=port)
-        pipe.start(
-            "producer",
-            "quax-producer",
-            "run",
-            "--source",
-            "watch",
-            "--directory",
-            str(daq.directory),
-            QUAX_PRODUCER_WATCH_FILE_SAMPLES=str(DEFAULT_N_SAMPLES),
-        )
-        time.sleep(5)
+        port = pipe.start_watched_daq(daq.directory, file_samples=DEFAULT_N_SAMPLES)
         with WebSocketListener(f"ws://127.0.0.1:{port}/ws/v1/spectra") as listener:
             daq.start(files)
             daq.join()

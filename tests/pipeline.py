@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from localkafka import LocalKafka
+from localkafka import LocalKafka, free_port
 
 from quaxspec.progress import RunProgress
 from quaxspec.spectra import FileSpectrum, RunSpectrum
@@ -107,6 +107,32 @@ class Pipeline:
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
+
+    def start_watched_daq(self, directory: Path, *, file_samples: int) -> int:
+        """Aggregator, two FFT workers, the API and a producer watching ``directory``.
+
+        Returns the API's port once the producer watches the folder.
+        """
+        self.start_aggregator()
+        self.start_worker("fft-worker-1")
+        self.start_worker("fft-worker-2")
+        port = free_port()
+        self.start_api(port=port)
+        self.start(
+            "producer",
+            "quax-producer",
+            "run",
+            "--source",
+            "watch",
+            "--directory",
+            str(directory),
+            QUAX_PRODUCER_WATCH_FILE_SAMPLES=str(file_samples),  # the DAQ's configuration
+        )
+        deadline = time.monotonic() + 60
+        while "Watching the DAQ folder." not in self.log("producer"):
+            assert time.monotonic() < deadline, f"the producer does not watch:\n{self.logs()}"
+            time.sleep(0.2)
+        return port
 
     def wait_ready(self, name: str, timeout: float = 90) -> None:
         """Wait for the Faust worker's "Worker ready" (partitions assigned, tables recovered)."""

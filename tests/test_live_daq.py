@@ -80,23 +80,7 @@ def test_a_watched_daq_at_the_real_rate_has_each_spectrum_out_within_a_second(
     daq = DaqEmulator(tmp_path / "daq", samples=REAL, period=4.2, keep=6, variety=3, seed=1)
     pipe = Pipeline(kafka, tmp_path / "pipe")
     try:
-        pipe.start_aggregator()
-        pipe.start_worker("fft-worker-1")
-        pipe.start_worker("fft-worker-2")
-        port = free_port()
-        pipe.start_api(port=port)
-        pipe.start(
-            "producer",
-            "quax-producer",
-            *_watch(daq.directory),
-            QUAX_PRODUCER_WATCH_FILE_SAMPLES=str(REAL),  # the DAQ's configuration
-        )
-        _wait_until(
-            lambda: "Watching the DAQ folder." in pipe.log("producer"),
-            timeout=60,
-            what="the producer watches",
-            pipe=pipe,
-        )
+        port = pipe.start_watched_daq(daq.directory, file_samples=REAL)
         with WebSocketListener(f"ws://127.0.0.1:{port}/ws/v1/spectra") as listener:
             daq.start(files)
             daq.join()

@@ -39,7 +39,7 @@ def _choose(known: list[RunProgress], *, run_id: str | None = None, config=CONFI
         config=config,
         known={p.run_id: p for p in known},
         fingerprint_of=on_disk.get,
-        first_time=T0 + 3600,
+        first_time=lambda: T0 + 3600,
         now=T0 + 7200,
     )
 

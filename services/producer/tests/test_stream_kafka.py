@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
 
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from quax_producer.metrics import Metrics
 from quax_producer.settings import ProducerSettings
 from quax_producer.stream import MissingTopicError, RunRefusedError, stream
 from quaxspec.daq import pair_paths, write_pair
-from quaxspec.messages import RawChunk
+from quaxspec.messages import MessageDecodeError, RawChunk
 from quaxspec.progress import RunProgress
 from quaxspec.settings import KafkaSettings
 from quaxspec.synthetic import SyntheticDaq
@@ -178,11 +179,23 @@ async def _progress_records(kafka_settings: KafkaSettings) -> dict[str, RunProgr
         while await consumer.position(partition) < end:
             for batch in (await consumer.getmany(timeout_ms=500)).values():
                 for record in batch:
-                    progress = RunProgress.from_bytes(record.value)
-                    records[progress.run_id] = progress
+                    with contextlib.suppress(MessageDecodeError):
+                        progress = RunProgress.from_bytes(record.value)
+                        records[progress.run_id] = progress
         return records
     finally:
         await consumer.stop()
+
+
+async def _send_garbage(kafka_settings: KafkaSettings) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await producer.start()
+    try:
+        topic = kafka_settings.topic(PROGRESS)
+        await producer.send_and_wait(topic, b'{"schema": "quax.run-progress/1"', key=b"x")
+        await producer.send_and_wait(topic, None, key=b"never-there")  # a tombstone
+    finally:
+        await producer.stop()
 
 
 async def test_a_restarted_replay_sends_only_what_it_had_not_delivered(kafka):
@@ -198,6 +211,7 @@ async def test_a_restarted_replay_sends_only_what_it_had_not_delivered(kafka):
     first = Metrics(registry=CollectorRegistry())
     await stream(ProducerSettings(files=3, **common), metrics=first)
     [run] = (await _progress_records(kafka_settings)).values()
+    await _send_garbage(kafka_settings)  # a poisonous record: ignored, with a warning
     again = Metrics(registry=CollectorRegistry())
 
     await stream(ProducerSettings(files=5, **common), metrics=again)  # two more files
@@ -207,7 +221,9 @@ async def test_a_restarted_replay_sends_only_what_it_had_not_delivered(kafka):
     numbers = Counter(RawChunk.from_bytes(value).file_number for _, _, value in received)
     assert numbers == {n: 4 for n in range(5)}  # every file's 4 chunks, once
     assert {RawChunk.from_bytes(value).run_id for _, _, value in received} == {run.run_id}
-    [resumed] = (await _progress_records(kafka_settings)).values()
+    [resumed] = (
+        p for p in (await _progress_records(kafka_settings)).values() if p.run_id == run.run_id
+    )
     assert resumed.run_id == run.run_id
     assert resumed.files.ranges == [(0, 5)]
     assert resumed.finished

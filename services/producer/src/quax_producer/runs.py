@@ -52,14 +52,15 @@ def choose_run(
     config: RunConfig,
     known: Mapping[str, RunProgress],
     fingerprint_of: Callable[[int], str | None],
-    first_time: float,
+    first_time: Callable[[], float],
     now: float,
 ) -> tuple[RunProgress, str]:
     """The run to deliver into, and a sentence that says why (for the log).
 
     ``fingerprint_of(n)`` is the fingerprint of file ``n`` as the source has it now (None
-    when it has no such file); ``first_time`` names a new run. Raises :class:`RunRefusedError`
-    when ``run_id`` names a run of another configuration or another acquisition.
+    when it has no such file); ``first_time()``, the time of the source's first file, names
+    a new run. Raises :class:`RunRefusedError` when ``run_id`` names a run of another
+    configuration or another acquisition.
     """
     if run_id is not None:
         existing = known.get(run_id)
@@ -92,12 +93,12 @@ def choose_run(
                 f"{len(latest.files)} delivered files"
             )
         why = "; ".join(differences) if differences else f"it holds {conflict}"
-        fresh = _start(new_run_id(base, first_time, known), source, config, now)
+        fresh = _start(new_run_id(base, first_time(), known), source, config, now)
         return fresh, (
             f"run {fresh.run_id} is new: the last run of this source ({latest.run_id}) "
             f"differs: {why}"
         )
-    fresh = _start(new_run_id(base, first_time, known), source, config, now)
+    fresh = _start(new_run_id(base, first_time(), known), source, config, now)
     return fresh, f"run {fresh.run_id} is new: no run of this source yet"
 
 

@@ -104,7 +104,6 @@ class _Stream:
     async def run(self) -> None:
         settings, source = self._settings, self._source
         self._known = await self._link.read_progress()
-        first_time = await asyncio.to_thread(source.first_time)
         progress, why = await asyncio.to_thread(
             functools.partial(
                 choose_run,
@@ -114,7 +113,7 @@ class _Stream:
                 config=settings.run_config,
                 known=self._known,
                 fingerprint_of=source.fingerprint_of,
-                first_time=first_time,
+                first_time=source.first_time,
                 now=time.time(),
             )
         )
