@@ -119,6 +119,7 @@ class KafkaLink:
 
     async def publish(self, progress: RunProgress) -> None:
         """Write a run's progress and wait for Kafka to acknowledge it (raises KafkaError)."""
+        started = time.monotonic()
         delivery = await within(
             self.delivery_timeout,
             self.producer.send(
@@ -126,7 +127,8 @@ class KafkaLink:
             ),
             what="handing a progress record to the client",
         )
-        await within(self.delivery_timeout, delivery, what="a progress record's acknowledgement")
+        left = max(0.0, self.delivery_timeout - (time.monotonic() - started))
+        await within(left, delivery, what="a progress record's acknowledgement")
 
     def delivered(self) -> None:
         """Kafka acknowledged a delivery: it is reachable."""

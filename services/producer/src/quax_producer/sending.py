@@ -69,18 +69,27 @@ class ChunkSender:
         while len(self._in_flight) >= self._max_in_flight:
             await self._in_flight.popleft()
         started = time.perf_counter()
+        # One deadline for the whole delivery: the client may wait on a broker that is away
+        # both to take the chunk and to deliver it, and those waits must not add up.
+        deadline = None if self._timeout is None else started + self._timeout
         delivery = await within(
-            self._timeout,
+            _left(deadline),
             self._producer.send(self._topic, value, key=key, partition=partition),
             what="handing a chunk to the client",
         )
         # A task rather than a done-callback: once flush has awaited it, its accounting is done.
-        self._in_flight.append(asyncio.ensure_future(self._settle(delivery, started, on_delivered)))
+        self._in_flight.append(
+            asyncio.ensure_future(self._settle(delivery, started, deadline, on_delivered))
+        )
 
     async def _settle(
-        self, delivery: asyncio.Future[object], started: float, on_delivered: Callable[[], None]
+        self,
+        delivery: asyncio.Future[object],
+        started: float,
+        deadline: float | None,
+        on_delivered: Callable[[], None],
     ) -> None:
-        await within(self._timeout, delivery, what="a chunk's acknowledgement")
+        await within(_left(deadline), delivery, what="a chunk's acknowledgement")
         self._send_seconds.observe(time.perf_counter() - started)
         on_delivered()
 
@@ -97,6 +106,11 @@ class ChunkSender:
         """Forget unacknowledged messages (after an error), retrieving their outcome quietly."""
         while self._in_flight:
             self._in_flight.popleft().add_done_callback(_quiet)
+
+
+def _left(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (perf_counter time); None for no deadline."""
+    return None if deadline is None else max(0.0, deadline - time.perf_counter())
 
 
 def _quiet(future: asyncio.Future[None]) -> None:
