@@ -88,7 +88,7 @@ def _document() -> dict[str, object]:
     [
         (("schema",), "quax.run-progress/2", "expected schema"),
         (("run_id",), "", "string of 1–255 bytes"),
-        (("config", "n_fft"), 1e999, "not an integer"),
+        (("config", "n_fft"), 1e999, "Infinity is not a JSON number"),
         (("config", "n_fft"), True, "not an integer"),
         (("config", "fs_hz"), 0, "not positive"),
         (("config", "samples_per_file"), "many", "not an integer"),

@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
+from quaxspec import strictjson
 from quaxspec.messages import MessageDecodeError
-from quaxspec.ranges import FileRanges
+from quaxspec.ranges import Ranges
 
 __all__ = ["PROGRESS_SCHEMA", "FileMark", "RunConfig", "RunProgress"]
 
@@ -77,7 +78,7 @@ class RunProgress:
     started_time: float
     updated_time: float
     #: File numbers whose every chunk Kafka acknowledged.
-    files: FileRanges = field(default_factory=FileRanges)
+    files: Ranges = field(default_factory=Ranges)
     #: The lowest and the highest file number delivered.
     first: FileMark | None = None
     last: FileMark | None = None
@@ -86,7 +87,7 @@ class RunProgress:
 
     def delivered(self, mark: FileMark, *, now: float) -> RunProgress:
         """The progress once ``mark``'s file is delivered."""
-        files = FileRanges(list(self.files.starts), list(self.files.stops))
+        files = Ranges(list(self.files.starts), list(self.files.stops))
         files.add(mark.number)
         first = mark if self.first is None or mark.number <= self.first.number else self.first
         last = mark if self.last is None or mark.number >= self.last.number else self.last
@@ -125,10 +126,7 @@ class RunProgress:
         """Decode and validate; anything malformed is a :class:`MessageDecodeError`."""
         if not isinstance(data, bytes | bytearray):
             raise MessageDecodeError(f"run progress: expected bytes, got {type(data).__name__}")
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as error:
-            raise MessageDecodeError(f"run progress: not UTF-8 JSON: {error}") from None
+        doc = strictjson.loads(data, what="run progress")
         try:
             return cls._of_document(doc)
         except (KeyError, TypeError, ValueError) as error:
@@ -144,7 +142,7 @@ class RunProgress:
         ranges = doc["files"]
         if not isinstance(ranges, list) or len(ranges) > _MAX_RANGES:
             raise ValueError("files must be a list of at most 100000 [start, stop] ranges")
-        files = FileRanges.of_ranges(
+        files = Ranges.of_ranges(
             (_int(pair[0], 0, _MAX_FILE), _int(pair[1], 1, _MAX_FILE + 1))
             for pair in ranges
             if isinstance(pair, list) and len(pair) == 2

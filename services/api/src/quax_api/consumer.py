@@ -142,6 +142,10 @@ def _take(is_run: bool, value: bytes | None, store: SpectrumStore, hub: Hub, *, 
         REJECTS.labels(topic=kind).inc()
         log.warning("Ignored a message that did not decode.", kind=kind, reason=str(error))
         return
+    except Exception as error:  # one record never stops the follower (it would meet it again)
+        REJECTS.labels(topic=kind).inc()
+        log.exception("Ignored a message that could not be taken.", kind=kind, error=repr(error))
+        return
     UPDATES.labels(kind=kind).inc()
     if new and live:
         hub.publish(run_id, kind, value)
