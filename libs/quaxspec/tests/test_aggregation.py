@@ -96,7 +96,7 @@ def _same_moments(a: Moments, b: Moments) -> bool:
 def _snapshot(acc: FileAccumulator) -> tuple[object, ...]:
     m = acc.moments
     return (
-        int(m.n), m.mean.tobytes(), m.m2.tobytes(), frozenset(acc.chunks), acc.skipped,
+        int(m.n), m.mean.tobytes(), m.m2.tobytes(), tuple(acc.slices.ranges), acc.skipped,
         acc.duplicates, _bits(acc.updated),
     )  # fmt: skip
 
@@ -128,7 +128,7 @@ def test_file_accumulator_in_random_order_equals_numpy(seed: int) -> None:
     assert (acc.run_id, acc.file_number, acc.total_slices, acc.n_fft) == (RUN, 7, total, N_BINS)
     assert (acc.fs, acc.f_lo, acc.daq_time, acc.updated) == (FS, F_LO, DAQ_TIME + 4.2 * 7, 100.0)
     assert acc.moments.n == 0
-    assert acc.chunks == set()
+    assert acc.slices.ranges == []
     assert not acc.finished
     accounted = 0
     for step, index in enumerate(order):
@@ -139,7 +139,7 @@ def test_file_accumulator_in_random_order_equals_numpy(seed: int) -> None:
         assert acc.updated == 101.0 + step
     assert acc.finished
     assert acc.complete
-    assert acc.chunks == {a for a, _ in cuts}
+    assert acc.slices.ranges == [(0, total)]
     assert (acc.duplicates, acc.skipped) == (0, 0)
     _assert_numpy_moments(acc.moments, data)
 
@@ -184,7 +184,7 @@ def test_skipped_chunk_is_accounted_but_not_merged() -> None:
     assert acc.finished
     assert not acc.complete
     assert acc.skipped == 10
-    assert acc.chunks == {0, 10, 20}
+    assert acc.slices.ranges == [(0, 30)]
     _assert_numpy_moments(acc.moments, np.concatenate([data[:10], data[20:]]))
 
     assert not acc.apply(skip, now=4.0)  # a redelivered skip is a duplicate too
@@ -246,15 +246,39 @@ def test_inconsistent_chunk_raises_and_changes_nothing(kind: str) -> None:
     assert _snapshot(acc) == before
 
 
-def test_overlapping_chunks_that_overflow_the_file_are_rejected() -> None:
+def test_a_chunk_overlapping_slices_already_counted_is_refused() -> None:
     data = _spectra(np.random.default_rng(5), 10)
     acc = FileAccumulator.open(_partial(data, 0, 6), now=0.0)
     assert acc.apply(_partial(data, 0, 6), now=0.0)
-    with pytest.raises(ValueError, match="past"):
-        acc.apply(_partial(data, 4, 10), now=0.0)  # 6 + 6 > 10
-    assert acc.accounted == 6
+    before = _snapshot(acc)
+    with pytest.raises(ValueError, match=r"slices 4–9 overlaps slices file 7 already has \(0–5\)"):
+        acc.apply(_partial(data, 4, 10), now=0.0)
+    assert _snapshot(acc) == before
+    assert not acc.apply(_partial(data, 2, 4), now=0.0)  # inside: a repeat
     assert acc.apply(_partial(data, 6, 10), now=0.0)
     assert acc.finished
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chunks_cut_two_ways_count_every_slice_at_most_once(seed: int) -> None:
+    """A producer restarted with another chunk size sends the same slices cut differently."""
+    rng = np.random.default_rng(300 + seed)
+    total = int(rng.integers(5, 60))
+    data = _spectra(rng, total)
+    chunks = [_partial(data, a, b) for a, b in _cuts(rng, total) + _cuts(rng, total)]
+    acc = FileAccumulator.open(chunks[0], now=0.0)
+    for index in rng.permutation(len(chunks)):
+        chunk = chunks[index]
+        first, stop = chunk.chunk_id, chunk.chunk_id + int(chunk.moments.n)
+        if acc.slices.overlaps(first, stop) and not acc.slices.covers(first, stop):
+            with pytest.raises(ValueError, match="overlaps"):
+                acc.apply(chunk, now=1.0)
+        else:
+            acc.apply(chunk, now=1.0)
+    counted = [n for a, b in acc.slices.ranges for n in range(a, b)]
+    assert acc.accounted == len(counted) == int(acc.moments.n)
+    _assert_numpy_moments(acc.moments, data[counted])
+    assert acc.finished == (counted == list(range(total)))
 
 
 # --- FileAccumulator: table-store encoding -----------------------------------------------------
@@ -268,7 +292,12 @@ def _assert_same_file(decoded: FileAccumulator, expected: FileAccumulator) -> No
     assert decoded.n_fft == expected.n_fft
     for name in ("fs", "f_lo", "daq_time", "updated"):
         assert _bits(getattr(decoded, name)) == _bits(getattr(expected, name)), name
-    assert decoded.chunks == expected.chunks
+    assert decoded.slices.ranges == expected.slices.ranges
+    assert (decoded.late, decoded.revision, decoded.closed) == (
+        expected.late,
+        expected.revision,
+        expected.closed,
+    )
     assert decoded.skipped == expected.skipped
     assert decoded.duplicates == expected.duplicates
     assert decoded.moments.n == expected.moments.n
@@ -297,21 +326,34 @@ def _file_states() -> dict[str, FileAccumulator]:
     extreme_data = _spectra(rng, 3)
     extreme = FileAccumulator.open(
         _partial(
-            extreme_data, 0, 3, chunk_id=big - 1, total_slices=big, file_number=big, f_lo=-0.0
+            extreme_data, 0, 3, chunk_id=big - 3, total_slices=big, file_number=big, f_lo=-0.0
         ),
         now=math.pi,
     )
     extreme.apply(
         _partial(
-            extreme_data, 0, 3, chunk_id=big - 1, total_slices=big, file_number=big, f_lo=-0.0
+            extreme_data, 0, 3, chunk_id=big - 3, total_slices=big, file_number=big, f_lo=-0.0
         ),
         now=math.e,
     )
     extreme.moments.mean[:3] = [5e-324, 1.7976931348623157e308, -0.0]
-    return {"opened": opened, "partly": partly, "finished": finished, "extreme": extreme}
+
+    closed = FileAccumulator.open(_partial(data, 0, 5), now=1.0)
+    closed.apply(_partial(data, 0, 5), now=1.0)
+    closed.apply(_partial(data, 30, 40), now=1.0)
+    closed.closed, closed.revision = True, 1
+    closed.apply(_partial(data, 10, 20), now=9.0)  # late: two ranges of slices are still open
+    closed.revision = 2
+    return {
+        "opened": opened,
+        "partly": partly,
+        "finished": finished,
+        "extreme": extreme,
+        "closed": closed,
+    }
 
 
-@pytest.mark.parametrize("state", ["opened", "partly", "finished", "extreme"])
+@pytest.mark.parametrize("state", ["opened", "partly", "finished", "extreme", "closed"])
 def test_file_accumulator_round_trips_exactly(state: str) -> None:
     acc = _file_states()[state]
     data = acc.to_bytes()
@@ -391,17 +433,17 @@ def _unchecked_encoding(kind: str) -> tuple[type[FileAccumulator] | type[RunAccu
     run_bytes = RunAccumulator.start(file_state).to_bytes()
     zeros = b"\0" * 200
     return {
-        "file-v2": (FileAccumulator, _patched(file_bytes, 4, b"\x02")),
+        "file-v1": (FileAccumulator, _patched(file_bytes, 4, b"\x01")),
         "file-trailing": (FileAccumulator, file_bytes + b"\0" * 8),
         "file-n_fft-0": (FileAccumulator, b"QXFA" + zeros),
-        "run-v2": (RunAccumulator, _patched(run_bytes, 4, b"\x02")),
+        "run-v1": (RunAccumulator, _patched(run_bytes, 4, b"\x01")),
         "run-trailing": (RunAccumulator, run_bytes + b"\0" * 8),
         "run-n_fft-0": (RunAccumulator, b"QXRA" + zeros),
     }[kind]
 
 
 @pytest.mark.parametrize(
-    "kind", ["file-v2", "file-trailing", "file-n_fft-0", "run-v2", "run-trailing", "run-n_fft-0"]
+    "kind", ["file-v1", "file-trailing", "file-n_fft-0", "run-v1", "run-trailing", "run-n_fft-0"]
 )
 def test_accumulator_decoding_checks_version_length_and_fields(kind: str) -> None:
     cls, data = _unchecked_encoding(kind)
@@ -526,8 +568,10 @@ def _assert_same_run(decoded: RunAccumulator, expected: RunAccumulator) -> None:
     assert _same_moments(decoded.moments, expected.moments)
     assert decoded.files.starts == expected.files.starts
     assert decoded.files.stops == expected.files.stops
-    assert decoded.incomplete_files == expected.incomplete_files
-    assert decoded.duplicates == expected.duplicates
+    assert decoded.incomplete.ranges == expected.incomplete.ranges
+    assert decoded.awaiting == expected.awaiting
+    for name in ("duplicates", "late_chunks", "dropped_late_chunks", "forgotten_files"):
+        assert getattr(decoded, name) == getattr(expected, name), name
     assert decoded.last_file == expected.last_file
 
 
@@ -548,3 +592,32 @@ def test_run_accumulator_round_trips_exactly(merged: int) -> None:
     for cut in range(len(data)):
         with pytest.raises(MessageDecodeError):
             RunAccumulator.from_bytes(data[:cut])
+
+
+def test_late_chunks_merge_into_the_run_and_it_round_trips() -> None:
+    """A file closed with slices missing takes its late chunks; the run equals numpy."""
+    rng = np.random.default_rng(12)
+    data = _spectra(rng, 30)
+    file = FileAccumulator.open(_partial(data, 0, 10), now=0.0)
+    file.apply(_partial(data, 0, 10), now=0.0)
+    run = RunAccumulator.start(file)
+    run.merge_file(file)
+    file.closed = True
+    assert run.await_late(7, keep=2) == []
+    assert (run.incomplete_files, run.awaiting) == (1, [7])
+
+    for a, b in [(20, 30), (10, 20)]:
+        late = _partial(data, a, b)
+        assert file.apply(late, now=1.0)
+        run.merge_late(late, file)
+    assert (file.late, file.complete, run.late_chunks) == (2, True, 2)
+    assert (run.incomplete_files, run.awaiting) == (0, [])
+    _assert_numpy_moments(run.moments, data)
+
+    assert run.await_late(8, keep=2) == []
+    assert run.await_late(9, keep=2) == []
+    assert run.await_late(10, keep=2) == [8]  # the oldest goes beyond the bound
+    run.dropped_late_chunks = 3
+    decoded = RunAccumulator.from_bytes(run.to_bytes())
+    _assert_same_run(decoded, run)
+    assert (decoded.awaiting, decoded.forgotten_files) == ([9, 10], 1)

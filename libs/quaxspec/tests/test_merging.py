@@ -71,6 +71,7 @@ class Aggregator:
     run_spectra: list[RunSpectrum] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     clock: float = 1_717_300_000.0
+    late_files: int = 8
 
     def _load_file(self, number: int) -> FileAccumulator | None:
         stored = self.files.get(number)
@@ -83,10 +84,17 @@ class Aggregator:
     def deliver(self, message: Partial | SkippedChunk | CloseFile) -> Step:
         self.clock += 0.5
         file, run = self._load_file(message.file_number), self._load_run()
+        now, late_files = self.clock, self.late_files
         if isinstance(message, CloseFile):
-            step = apply_close(message, file=file, run=run, now=self.clock, config=CONFIG)
+            step = apply_close(
+                message, file=file, run=run, now=now, config=CONFIG, late_files=late_files
+            )
         else:
-            step = apply_partial(message, file=file, run=run, now=self.clock, config=CONFIG)
+            step = apply_partial(
+                message, file=file, run=run, now=now, config=CONFIG, late_files=late_files
+            )
+        for number in step.forget:
+            del self.files[number]
         if step.file is None:
             self.files.pop(message.file_number, None)
         else:
@@ -280,7 +288,7 @@ def test_at_least_once_delivery_equals_numpy_over_all_slices(
 
 
 @pytest.mark.parametrize("through_store", [False, True])
-def test_close_emits_an_open_file_as_incomplete(through_store: bool) -> None:
+def test_a_closed_file_takes_its_late_chunks_as_new_revisions(through_store: bool) -> None:
     rng = np.random.default_rng(11)
     complete, stalled = _spectra(rng, 10), _spectra(rng, 20)
     agg = Aggregator(through_store=through_store)
@@ -292,46 +300,119 @@ def test_close_emits_an_open_file_as_incomplete(through_store: bool) -> None:
 
     step = agg.deliver(CloseFile(run_id=RUN, file_number=2))
 
-    assert step.file is None
-    assert 2 not in agg.files
+    assert step.file is not None
+    assert step.file.closed  # kept for its late chunks
     assert not step.duplicate
     spectrum = step.file_spectrum
     assert spectrum is not None
     assert (spectrum.file_number, spectrum.count, spectrum.expected_count) == (2, 13, 20)
-    assert not spectrum.complete
-    assert spectrum.duplicates == 1
+    assert (spectrum.complete, spectrum.revision, spectrum.duplicates) == (False, 0, 1)
     merged = np.concatenate([stalled[:5], stalled[12:]])
     _assert_file_spectrum(spectrum, merged)
     run = agg.final_run
-    assert (len(run.files), run.incomplete_files, run.duplicates) == (2, 1, 1)
+    assert (len(run.files), run.incomplete_files, run.duplicates, run.awaiting) == (2, 1, 1, [2])
     _assert_numpy_moments(run.moments, np.concatenate([complete, merged]))
     assert step.run_spectrum is not None
     assert (step.run_spectrum.files, step.run_spectrum.incomplete_files) == (2, 1)
-    assert step.run_spectrum.slices == 23
-
-    # A chunk arriving after the close is a late redelivery: counted, not merged.
-    before = run.to_bytes()
-    late = agg.deliver(_partial(stalled, 2, 5, 12))
-    assert late.duplicate
-    assert late.file is None
-    assert (late.file_spectrum, late.run_spectrum) == (None, None)
-    assert agg.final_run.duplicates == 2
-    _assert_numpy_moments(agg.final_run.moments, np.concatenate([complete, merged]))
-    assert 2 not in agg.files  # no stray file state is left behind
+    assert (step.run_spectrum.slices, step.run_spectrum.awaiting_files) == (23, 1)
     # A second close of the same file does nothing.
     again = agg.deliver(CloseFile(run_id=RUN, file_number=2))
-    assert (again.file, again.run, again.file_spectrum, again.run_spectrum) == (
-        None, None, None, None
+    assert (again.run, again.file_spectrum, again.run_spectrum) == (None, None, None)
+
+    # The late chunks come: each one merges once and emits a new revision.
+    first_late = agg.deliver(_partial(stalled, 2, 5, 9))
+    assert (first_late.late, first_late.duplicate) == (True, False)
+    assert first_late.file_spectrum is not None
+    assert first_late.run_spectrum is not None
+    assert (first_late.file_spectrum.revision, first_late.file_spectrum.count) == (1, 17)
+    assert first_late.file_spectrum.late_chunks == 1
+    repeat = agg.deliver(_partial(stalled, 2, 5, 9))
+    assert (repeat.duplicate, repeat.file_spectrum, repeat.run_spectrum) == (True, None, None)
+    last = agg.deliver(_partial(stalled, 2, 9, 12))
+    assert last.file is None  # complete: nothing is kept of it any more
+    assert 2 not in agg.files
+    revised = last.file_spectrum
+    assert revised is not None
+    assert (revised.revision, revised.complete, revised.late_chunks) == (2, True, 2)
+    _assert_file_spectrum(revised, stalled)
+    assert last.run_spectrum is not None
+    assert (last.run_spectrum.incomplete_files, last.run_spectrum.late_chunks) == (0, 2)
+    assert (last.run_spectrum.duplicates, last.run_spectrum.awaiting_files) == (2, 0)
+    assert last.run_spectrum.slices == 30
+    _assert_numpy_moments(agg.final_run.moments, np.concatenate([complete, stalled]))
+
+    # After it is complete, any chunk of it is a plain duplicate.
+    after = agg.deliver(_partial(stalled, 2, 5, 9))
+    assert (after.duplicate, after.late, after.file) == (True, False, None)
+    assert agg.final_run.duplicates == 3
+
+
+def test_files_closed_beyond_the_bound_are_forgotten_and_their_late_chunks_counted() -> None:
+    rng = np.random.default_rng(21)
+    data = {n: _spectra(rng, 10) for n in (1, 2, 3)}
+    agg = Aggregator(through_store=True, late_files=2)
+    for n in (1, 2, 3):
+        agg.deliver(_partial(data[n], n, 0, 6))
+        step = agg.deliver(CloseFile(run_id=RUN, file_number=n))
+    assert step.forget == (1,)
+    assert sorted(agg.files) == [2, 3]
+    run = agg.final_run
+    assert (run.awaiting, run.forgotten_files, run.incomplete_files) == ([2, 3], 1, 3)
+
+    lost = agg.deliver(_partial(data[1], 1, 6, 10))  # file 1 is no longer kept
+    assert (lost.dropped, lost.late, lost.duplicate, lost.file_spectrum) == (
+        True, False, False, None
     )  # fmt: skip
-    assert len(agg.file_spectra) == 2
-    expected = RunAccumulator.from_bytes(before)
-    expected.duplicates += 1  # only the duplicate count moved
-    assert agg.final_run.to_bytes() == expected.to_bytes()
+    taken = agg.deliver(_partial(data[3], 3, 6, 10))
+    assert taken.late
+    assert taken.file_spectrum is not None
+    assert taken.file_spectrum.complete
+    run = agg.final_run
+    assert (run.dropped_late_chunks, run.late_chunks, run.incomplete_files) == (1, 1, 2)
+    assert run.awaiting == [2]
+    _assert_numpy_moments(run.moments, np.concatenate([data[1][:6], data[2][:6], data[3]]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_closes_at_random_moments_lose_nothing_that_comes_late(seed: int) -> None:
+    """Files closed early by any schedule still end complete and the run equals numpy."""
+    rng = np.random.default_rng(2000 + seed)
+    numbers = list(range(10, 16))
+    data = {n: _spectra(rng, int(rng.integers(2, 30))) for n in numbers}
+    partials = [
+        _partial(data[n], n, a, b) for n in numbers for a, b in _cuts(rng, data[n].shape[0])
+    ]
+    deliveries: list[Partial | CloseFile] = [
+        p for p in partials for _ in range(int(rng.integers(1, 3)))
+    ]
+    deliveries += [CloseFile(run_id=RUN, file_number=n) for n in numbers for _ in range(2)]
+    deliveries = [deliveries[i] for i in rng.permutation(len(deliveries))]
+
+    agg = Aggregator(through_store=bool(seed % 2), late_files=len(numbers))
+    steps = [agg.deliver(message) for message in deliveries]
+
+    run = agg.final_run
+    everything = np.concatenate([data[n] for n in numbers])
+    _assert_numpy_moments(run.moments, everything)
+    assert (run.incomplete_files, run.awaiting, run.dropped_late_chunks) == (0, [], 0)
+    assert run.duplicates == len([d for d in deliveries if isinstance(d, Partial)]) - len(partials)
+    assert run.late_chunks == sum(s.late for s in steps)
+    assert agg.files == {}
+    latest: dict[int, FileSpectrum] = {}
+    for spectrum in agg.file_spectra:  # revisions come in order, each once
+        previous = latest.get(spectrum.file_number)
+        assert spectrum.revision == (0 if previous is None else previous.revision + 1)
+        latest[spectrum.file_number] = spectrum
+    for n, spectrum in latest.items():
+        assert spectrum.complete
+        if data[n].shape[0] > 1:
+            _assert_file_spectrum(spectrum, data[n])
+    assert agg.run_spectra[-1].slices == everything.shape[0]
 
 
 def test_close_of_an_unknown_or_merged_file_does_nothing() -> None:
     request = CloseFile(run_id=RUN, file_number=9)
-    nothing = apply_close(request, file=None, run=None, now=1.0, config=CONFIG)
+    nothing = apply_close(request, file=None, run=None, now=1.0, config=CONFIG, late_files=8)
     assert (nothing.file, nothing.run, nothing.file_spectrum, nothing.run_spectrum) == (
         None, None, None, None
     )  # fmt: skip
@@ -342,13 +423,14 @@ def test_close_of_an_unknown_or_merged_file_does_nothing() -> None:
     agg.deliver(_partial(data, 9, 0, 6))
     run = agg.final_run
     before = run.to_bytes()
-    # Unknown file with a run, and a stale file state whose file the run already has.
-    stale = FileAccumulator.open(_partial(data, 9, 0, 3), now=0.0)
-    stale.apply(_partial(data, 9, 0, 3), now=0.0)
-    for file in (None, stale):
-        step = apply_close(request, file=file, run=run, now=2.0, config=CONFIG)
+    # Unknown file with a run, and a file that was closed already.
+    closed = FileAccumulator.open(_partial(data, 9, 0, 3), now=0.0)
+    closed.apply(_partial(data, 9, 0, 3), now=0.0)
+    closed.closed = True
+    for file in (None, closed):
+        step = apply_close(request, file=file, run=run, now=2.0, config=CONFIG, late_files=8)
         assert (step.file, step.run, step.file_spectrum, step.run_spectrum) == (
-            None, None, None, None
+            file, None, None, None
         )  # fmt: skip
     assert run.to_bytes() == before
 
@@ -387,14 +469,23 @@ def test_file_of_only_skipped_chunks_emits_an_empty_spectrum() -> None:
 
 def test_inconsistent_chunk_raises_value_error() -> None:
     data = _spectra(np.random.default_rng(14), 10)
-    file = apply_partial(_partial(data, 1, 0, 4), file=None, run=None, now=0.0, config=CONFIG).file
+    file = apply_partial(
+        _partial(data, 1, 0, 4), file=None, run=None, now=0.0, config=CONFIG, late_files=8
+    ).file
     assert file is not None
     wide = _spectra(np.random.default_rng(15), 10, 2 * N_BINS)
     with pytest.raises(ValueError, match="n_fft"):
-        apply_partial(_partial(wide, 1, 4, 6), file=file, run=None, now=0.0, config=CONFIG)
+        apply_partial(
+            _partial(wide, 1, 4, 6), file=file, run=None, now=0.0, config=CONFIG, late_files=8
+        )
     with pytest.raises(ValueError, match="past"):
         apply_partial(
-            _partial(data, 1, 0, 8, chunk_id=5), file=file, run=None, now=0.0, config=CONFIG
+            _partial(data, 1, 0, 8, chunk_id=5),
+            file=file,
+            run=None,
+            now=0.0,
+            config=CONFIG,
+            late_files=8,
         )
     assert file.accounted == 4
 
@@ -405,7 +496,7 @@ def test_run_spectrum_of_a_spectrum_narrower_than_the_line(n_fft: int) -> None:
     fs = 651.0 * n_fft
     data = _spectra(np.random.default_rng(16), 6, n_fft)
     partial = _partial(data, 1, 0, 6, fs=fs)
-    step = apply_partial(partial, file=None, run=None, now=0.0, config=CONFIG)
+    step = apply_partial(partial, file=None, run=None, now=0.0, config=CONFIG, late_files=8)
     assert step.run_spectrum is not None
     assert np.isnan(step.run_spectrum.matched_sigma).all()
     assert step.run_spectrum.candidates == []

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from quaxspec.aggregation import FileAccumulator
@@ -67,6 +69,8 @@ def _file_spectrum(**overrides: Any) -> FileSpectrum:
         "count": 2729,
         "expected_count": 2730,
         "duplicates": 3,
+        "revision": 2,
+        "late_chunks": 5,
         "daq_time": 1_717_200_000.123456789,
         "emitted_time": 1_717_200_004.987654321,
         "mean": _values(rng),
@@ -87,6 +91,10 @@ def _run_spectrum(**overrides: Any) -> RunSpectrum:
         "files": 1234,
         "incomplete_files": 5,
         "duplicates": 17,
+        "late_chunks": 40,
+        "dropped_late_chunks": 2,
+        "awaiting_files": 3,
+        "forgotten_files": 1,
         "slices": 3_368_820,
         "first_daq_time": 1_717_200_000.25,
         "last_daq_time": 1_717_205_182.75,
@@ -453,3 +461,45 @@ def test_file_spectrum_with_a_bad_value_is_rejected(path: tuple[str, ...], value
 def test_run_spectrum_with_a_bad_value_is_rejected(path: tuple[str, ...], value: Any) -> None:
     with pytest.raises(MessageDecodeError):
         RunSpectrum.from_bytes(_edited(_run_bytes(), path, value))
+
+
+GARBAGE_NUMBERS = [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999", b"9" * 5000]
+
+
+@pytest.mark.parametrize("number", GARBAGE_NUMBERS, ids=lambda n: n[:12].decode())
+@pytest.mark.parametrize(
+    ("cls", "encode", "field"),
+    [
+        (FileSpectrum, _file_bytes, b'"count":'),
+        (FileSpectrum, _file_bytes, b'"daq_time":'),
+        (FileSpectrum, _file_bytes, b'"mean":['),
+        (RunSpectrum, _run_bytes, b'"files":'),
+        (RunSpectrum, _run_bytes, b'"slices":'),
+        (RunSpectrum, _run_bytes, b'"sem":['),
+    ],
+    ids=lambda v: v.decode() if isinstance(v, bytes) else getattr(v, "__name__", None),
+)
+def test_numbers_json_would_let_through_are_decode_errors(
+    cls: Any, encode: Any, field: bytes, number: bytes
+) -> None:
+    data = encode()
+    start = data.index(field) + len(field)
+    stop = min(data.index(c, start) for c in (b",", b"]", b"}") if c in data[start:])
+    with pytest.raises(MessageDecodeError, match="not strict UTF-8 JSON"):
+        cls.from_bytes(data[:start] + number + data[stop:])
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+@pytest.mark.parametrize("cls", [FileSpectrum, RunSpectrum])
+def test_a_valid_document_in_another_encoding_is_a_decode_error(cls: Any, encoding: str) -> None:
+    data = (_file_bytes if cls is FileSpectrum else _run_bytes)()
+    with pytest.raises(MessageDecodeError, match="not strict UTF-8 JSON"):
+        cls.from_bytes(data.decode().encode(encoding))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+@pytest.mark.parametrize("cls", [FileSpectrum, RunSpectrum])
+def test_random_bytes_are_only_ever_decode_errors(cls: Any, data: bytes) -> None:
+    with pytest.raises(MessageDecodeError):
+        cls.from_bytes(data)

@@ -31,7 +31,12 @@ def build_run(run_id: str, files: int, *, seed: int = 0) -> tuple[list[FileSpect
             fs=FS, f_lo=F_LO, daq_time=1.7e9 + 4.2 * number, moments=Moments.of(data),
         )  # fmt: skip
         step = apply_partial(
-            partial, file=None, run=run, now=1.7e9 + 4.2 * number + 0.01, config=config
+            partial,
+            file=None,
+            run=run,
+            now=1.7e9 + 4.2 * number + 0.01,
+            config=config,
+            late_files=8,
         )
         run = step.run
         assert step.file_spectrum is not None

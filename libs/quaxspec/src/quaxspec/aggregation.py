@@ -1,9 +1,15 @@
 """Idempotent per-file and per-run accumulators, as the aggregator keeps them in its tables.
 
 Kafka delivers at least once: after a crash, partials are delivered again. A file
-accumulator remembers which chunks it has applied, and a run accumulator which files it
-has merged (as ranges of file numbers, so a weeks-long run stays small), so that every
-slice is counted exactly once however often it arrives.
+accumulator remembers which slices it holds and a run accumulator which files it has
+merged (both as ranges, so a weeks-long run stays small), so that every slice is counted
+exactly once however often it arrives, and a chunk that overlaps slices already counted
+is refused.
+
+Data can also come late: a file closed incomplete after its chunks stopped coming is kept
+(closed, but not forgotten) so that chunks arriving afterwards still merge into it and
+into its run, exactly once. The run lists the files it keeps that way, oldest first, and
+forgets the oldest beyond a bound.
 
 Both serialise to bytes for the table store: a fixed header, the run id, then arrays.
 """
@@ -19,7 +25,7 @@ import numpy as np
 
 from quaxspec.messages import MessageDecodeError, Partial, SkippedChunk
 from quaxspec.moments import Moments
-from quaxspec.ranges import FileRanges
+from quaxspec.ranges import Ranges
 
 __all__ = ["FileAccumulator", "RunAccumulator"]
 
@@ -32,8 +38,9 @@ _I8 = np.dtype("<i8")
 class FileAccumulator:
     """The statistics of one DAQ file gathered so far, and which chunks they contain."""
 
-    _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHIIIqdddd")
+    _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHIIIqddddIIIIB")
     _MAGIC: ClassVar[bytes] = b"QXFA"
+    _VERSION: ClassVar[int] = 2
 
     run_id: str
     file_number: int
@@ -44,11 +51,17 @@ class FileAccumulator:
     #: When the DAQ finished the file: the latest DAQ time of its chunks.
     daq_time: float
     moments: Moments
-    #: Chunks accounted for: applied, or skipped by a worker.
-    chunks: set[int] = field(default_factory=set)
+    #: Slices accounted for: merged, or skipped by a worker.
+    slices: Ranges = field(default_factory=Ranges)
     #: Slices of skipped chunks (they will never arrive).
     skipped: int = 0
     duplicates: int = 0
+    #: Chunks merged after the file was closed.
+    late: int = 0
+    #: Times the file's spectrum was emitted; the next emission is revision ``revision``.
+    revision: int = 0
+    #: Whether the file was closed (emitted and merged into its run) before it finished.
+    closed: bool = False
     #: Wall-clock time of the last new chunk (for closing stalled files).
     updated: float = 0.0
 
@@ -70,8 +83,9 @@ class FileAccumulator:
     def apply(self, message: Partial | SkippedChunk, *, now: float) -> bool:
         """Account for a chunk (merge a partial, or count a skip) unless already in.
 
-        Returns whether the chunk was new. A message that contradicts the file (other
-        n_fft, fs or slice count, or more slices than the file has) is a ValueError.
+        Returns whether the chunk was new; a chunk whose slices are all counted already is
+        a duplicate. A chunk that contradicts the file (other n_fft, fs or slice count), or
+        that overlaps slices already counted without repeating them, is a ValueError.
         """
         if (message.run_id, message.file_number) != (self.run_id, self.file_number):
             raise ValueError("chunk belongs to another file")
@@ -85,20 +99,28 @@ class FileAccumulator:
                 f"{message.total_slices} slices, fs {message.fs}; the file has {self.n_fft}, "
                 f"{self.total_slices}, {self.fs}"
             )
-        if message.chunk_id in self.chunks:
-            self.duplicates += 1
-            return False
-        slices = message.n_slices if isinstance(message, SkippedChunk) else int(message.moments.n)
-        if self.accounted + slices > self.total_slices:
+        first, count = message.chunk_id, _slices(message)
+        stop = first + count
+        if stop > self.total_slices:
             raise ValueError(
-                f"chunk {message.chunk_id} would take file {self.file_number} past its "
+                f"chunk of slices {first}–{stop - 1} goes past file {self.file_number}'s "
                 f"{self.total_slices} slices"
             )
+        if self.slices.covers(first, stop):
+            self.duplicates += 1
+            return False
+        if self.slices.overlaps(first, stop):
+            raise ValueError(
+                f"chunk of slices {first}–{stop - 1} overlaps slices file {self.file_number} "
+                f"already has ({_describe(self.slices)}); it is neither new nor a repeat"
+            )
         if isinstance(message, SkippedChunk):
-            self.skipped += slices
+            self.skipped += count
         else:
             self.moments = self.moments.merge(message.moments)
-        self.chunks.add(message.chunk_id)
+        self.slices.add_range(first, stop)
+        if self.closed:
+            self.late += 1
         # A file sent while the DAQ wrote it has chunks read at different times; the last
         # one was read after the DAQ's last write, so the latest time is the file's.
         self.daq_time = max(self.daq_time, message.daq_time)
@@ -108,7 +130,7 @@ class FileAccumulator:
     @property
     def accounted(self) -> int:
         """Slices merged or skipped so far."""
-        return int(self.moments.n) + self.skipped
+        return len(self.slices)
 
     @property
     def finished(self) -> bool:
@@ -124,18 +146,18 @@ class FileAccumulator:
         """Encode for the table store."""
         run = self.run_id.encode()
         header = self._HEADER.pack(
-            self._MAGIC, 1, len(run), self.file_number, self.total_slices, self.n_fft,
-            int(self.moments.n), self.fs, self.f_lo, self.daq_time, self.updated,
+            self._MAGIC, self._VERSION, len(run), self.file_number, self.total_slices,
+            self.n_fft, int(self.moments.n), self.fs, self.f_lo, self.daq_time, self.updated,
+            len(self.slices.starts), self.duplicates, self.skipped, self.late, self.closed,
         )  # fmt: skip
-        counts = struct.pack("<III", len(self.chunks), self.duplicates, self.skipped)
         return b"".join(
             (
                 header,
                 run,
-                counts,
-                np.array(sorted(self.chunks), dtype=_U4).tobytes(),
+                np.array(self.slices.ranges, dtype=_U4).tobytes(),
                 self.moments.mean.astype(_F8).tobytes(),
                 self.moments.m2.astype(_F8).tobytes(),
+                struct.pack("<I", self.revision),
             )
         )
 
@@ -144,43 +166,57 @@ class FileAccumulator:
         """Decode what :meth:`to_bytes` wrote."""
         try:
             fields = cls._HEADER.unpack_from(data)
-            magic, version, run_len, number, total, n_fft, n, fs, f_lo, daq_time, updated = fields
-            _check_header("file accumulator", magic, cls._MAGIC, version, n_fft)
+            magic, version, run_len, number, total, n_fft, n, fs, f_lo = fields[:9]
+            daq_time, updated, n_ranges, duplicates, skipped, late, closed = fields[9:]
+            _check_header("file accumulator", magic, cls._MAGIC, version, cls._VERSION, n_fft)
             offset = cls._HEADER.size
             run_id = bytes(data[offset : offset + run_len]).decode()
             offset += run_len
-            n_chunks, duplicates, skipped = struct.unpack_from("<III", data, offset)
-            offset += 12
-            chunks = np.frombuffer(data, _U4, n_chunks, offset)
-            offset += n_chunks * _U4.itemsize
+            ranges = np.frombuffer(data, _U4, 2 * n_ranges, offset).reshape(n_ranges, 2)
+            offset += ranges.nbytes
             mean = np.frombuffer(data, _F8, n_fft, offset).copy()
-            m2 = np.frombuffer(data, _F8, n_fft, offset + n_fft * _F8.itemsize).copy()
-            _check_length("file accumulator", data, offset + 2 * n_fft * _F8.itemsize)
+            offset += n_fft * _F8.itemsize
+            m2 = np.frombuffer(data, _F8, n_fft, offset).copy()
+            offset += n_fft * _F8.itemsize
+            (revision,) = struct.unpack_from("<I", data, offset)
+            _check_length("file accumulator", data, offset + 4)
+            slices = Ranges([int(a) for a, _ in ranges], [int(b) for _, b in ranges])
         except (struct.error, ValueError) as error:
             raise MessageDecodeError(f"file accumulator: {error}") from None
         return cls(
             run_id=run_id, file_number=number, total_slices=total, n_fft=n_fft, fs=fs,
             f_lo=f_lo, daq_time=daq_time, moments=Moments(np.int64(n), mean, m2),
-            chunks={int(c) for c in chunks}, skipped=skipped, duplicates=duplicates,
-            updated=updated,
+            slices=slices, skipped=skipped, duplicates=duplicates, late=late,
+            revision=revision, closed=bool(closed), updated=updated,
         )  # fmt: skip
 
 
 @dataclass(slots=True, kw_only=True)
 class RunAccumulator:
-    """The cumulative statistics of a run: every merged file counted once."""
+    """The cumulative statistics of a run: every merged slice counted once."""
 
-    _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHIqqqqdddd")
+    _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHIqqqqqqdddd")
     _MAGIC: ClassVar[bytes] = b"QXRA"
+    _VERSION: ClassVar[int] = 2
 
     run_id: str
     n_fft: int
     fs: float
     f_lo: float
     moments: Moments
-    files: FileRanges = field(default_factory=FileRanges)
-    incomplete_files: int = 0
+    #: Files merged (closed), complete or not.
+    files: Ranges = field(default_factory=Ranges)
+    #: Merged files that still miss slices.
+    incomplete: Ranges = field(default_factory=Ranges)
+    #: Files closed before they finished and kept to take late chunks, oldest first.
+    awaiting: list[int] = field(default_factory=list)
     duplicates: int = 0
+    #: Chunks merged into files already closed.
+    late_chunks: int = 0
+    #: Chunks of closed files that came after the file was no longer kept: lost.
+    dropped_late_chunks: int = 0
+    #: Files no longer kept for late chunks (beyond the bound).
+    forgotten_files: int = 0
     first_daq_time: float = math.inf
     last_daq_time: float = -math.inf
     last_file: int = -1
@@ -196,8 +232,51 @@ class RunAccumulator:
             moments=Moments.empty(file.n_fft),
         )
 
+    @property
+    def incomplete_files(self) -> int:
+        """Merged files that miss slices."""
+        return len(self.incomplete)
+
     def merge_file(self, file: FileAccumulator) -> bool:
         """Merge a closed file (complete or not) unless already merged; return whether new."""
+        self._check(file)
+        if file.file_number in self.files:
+            return False
+        self.moments = self.moments.merge(file.moments)
+        self.files.add(file.file_number)
+        if not file.complete:
+            self.incomplete.add(file.file_number)
+        self.duplicates += file.duplicates
+        self._saw(file)
+        return True
+
+    def merge_late(self, message: Partial | SkippedChunk, file: FileAccumulator) -> None:
+        """Merge a late chunk that ``file`` (already merged, now with the chunk) just took."""
+        self._check(file)
+        if file.file_number not in self.files:
+            raise ValueError(f"file {file.file_number} is not in run {self.run_id}")
+        if isinstance(message, Partial):
+            self.moments = self.moments.merge(message.moments)
+        self.late_chunks += 1
+        if file.complete:
+            self.incomplete.discard(file.file_number)
+        if file.finished and file.file_number in self.awaiting:
+            self.awaiting.remove(file.file_number)
+        self._saw(file)
+
+    def await_late(self, file_number: int, *, keep: int) -> list[int]:
+        """Keep a file closed unfinished for its late chunks; return the files forgotten.
+
+        At most ``keep`` files are kept; the oldest closed go first.
+        """
+        if file_number not in self.awaiting:
+            self.awaiting.append(file_number)
+        forgotten = self.awaiting[: max(len(self.awaiting) - keep, 0)]
+        del self.awaiting[: len(forgotten)]
+        self.forgotten_files += len(forgotten)
+        return forgotten
+
+    def _check(self, file: FileAccumulator) -> None:
         if file.run_id != self.run_id:
             raise ValueError("file belongs to another run")
         if (file.n_fft, file.fs) != (self.n_fft, self.fs):
@@ -205,32 +284,28 @@ class RunAccumulator:
                 f"file {file.file_number} has n_fft {file.n_fft}, fs {file.fs}; "
                 f"run {self.run_id} has {self.n_fft}, {self.fs}"
             )
-        if file.file_number in self.files:
-            return False
-        self.moments = self.moments.merge(file.moments)
-        self.files.add(file.file_number)
-        self.incomplete_files += 0 if file.complete else 1
-        self.duplicates += file.duplicates
+
+    def _saw(self, file: FileAccumulator) -> None:
         self.first_daq_time = min(self.first_daq_time, file.daq_time)
         self.last_daq_time = max(self.last_daq_time, file.daq_time)
         self.last_file = max(self.last_file, file.file_number)
-        return True
 
     def to_bytes(self) -> bytes:
         """Encode for the table store."""
         run = self.run_id.encode()
         header = self._HEADER.pack(
-            self._MAGIC, 1, len(run), self.n_fft, int(self.moments.n), self.incomplete_files,
-            self.duplicates, self.last_file, self.fs, self.f_lo, self.first_daq_time,
-            self.last_daq_time,
+            self._MAGIC, self._VERSION, len(run), self.n_fft, int(self.moments.n),
+            self.duplicates, self.last_file, self.late_chunks, self.dropped_late_chunks,
+            self.forgotten_files, self.fs, self.f_lo, self.first_daq_time, self.last_daq_time,
         )  # fmt: skip
-        ranges = np.array([self.files.starts, self.files.stops], dtype=_I8)
         return b"".join(
             (
                 header,
                 run,
-                struct.pack("<I", len(self.files.starts)),
-                ranges.tobytes(),
+                _ranges_bytes(self.files),
+                _ranges_bytes(self.incomplete),
+                struct.pack("<I", len(self.awaiting)),
+                np.array(self.awaiting, dtype=_I8).tobytes(),
                 self.moments.mean.astype(_F8).tobytes(),
                 self.moments.m2.astype(_F8).tobytes(),
             )
@@ -241,16 +316,18 @@ class RunAccumulator:
         """Decode what :meth:`to_bytes` wrote."""
         try:
             fields = cls._HEADER.unpack_from(data)
-            magic, version, run_len, n_fft, n, incomplete, duplicates, last_file = fields[:8]
-            fs, f_lo, first_time, last_time = fields[8:]
-            _check_header("run accumulator", magic, cls._MAGIC, version, n_fft)
+            magic, version, run_len, n_fft, n, duplicates, last_file, late = fields[:8]
+            dropped, forgotten, fs, f_lo, first_time, last_time = fields[8:]
+            _check_header("run accumulator", magic, cls._MAGIC, version, cls._VERSION, n_fft)
             offset = cls._HEADER.size
             run_id = bytes(data[offset : offset + run_len]).decode()
             offset += run_len
-            (n_ranges,) = struct.unpack_from("<I", data, offset)
+            files, offset = _read_ranges(data, offset)
+            incomplete, offset = _read_ranges(data, offset)
+            (n_awaiting,) = struct.unpack_from("<I", data, offset)
             offset += 4
-            ranges = np.frombuffer(data, _I8, 2 * n_ranges, offset).reshape(2, n_ranges)
-            offset += ranges.nbytes
+            awaiting = [int(f) for f in np.frombuffer(data, _I8, n_awaiting, offset)]
+            offset += n_awaiting * _I8.itemsize
             mean = np.frombuffer(data, _F8, n_fft, offset).copy()
             m2 = np.frombuffer(data, _F8, n_fft, offset + n_fft * _F8.itemsize).copy()
             _check_length("run accumulator", data, offset + 2 * n_fft * _F8.itemsize)
@@ -258,18 +335,44 @@ class RunAccumulator:
             raise MessageDecodeError(f"run accumulator: {error}") from None
         return cls(
             run_id=run_id, n_fft=n_fft, fs=fs, f_lo=f_lo,
-            moments=Moments(np.int64(n), mean, m2),
-            files=FileRanges([int(s) for s in ranges[0]], [int(s) for s in ranges[1]]),
-            incomplete_files=incomplete, duplicates=duplicates, first_daq_time=first_time,
+            moments=Moments(np.int64(n), mean, m2), files=files, incomplete=incomplete,
+            awaiting=awaiting, duplicates=duplicates, late_chunks=late,
+            dropped_late_chunks=dropped, forgotten_files=forgotten, first_daq_time=first_time,
             last_daq_time=last_time, last_file=last_file,
         )  # fmt: skip
 
 
-def _check_header(kind: str, magic: bytes, expected: bytes, version: int, n_fft: int) -> None:
+def _slices(message: Partial | SkippedChunk) -> int:
+    return message.n_slices if isinstance(message, SkippedChunk) else int(message.moments.n)
+
+
+def _describe(ranges: Ranges, most: int = 4) -> str:
+    shown = [f"{a}–{b - 1}" for a, b in ranges.ranges[:most]]
+    more = len(ranges.starts) - most
+    return ", ".join(shown) + (f" and {more} more ranges" if more > 0 else "")
+
+
+def _ranges_bytes(ranges: Ranges) -> bytes:
+    pairs = np.array([ranges.starts, ranges.stops], dtype=_I8)
+    return struct.pack("<I", len(ranges.starts)) + pairs.tobytes()
+
+
+def _read_ranges(data: bytes, offset: int) -> tuple[Ranges, int]:
+    (count,) = struct.unpack_from("<I", data, offset)
+    offset += 4
+    pairs = np.frombuffer(data, _I8, 2 * count, offset).reshape(2, count)
+    return Ranges([int(a) for a in pairs[0]], [int(b) for b in pairs[1]]), offset + pairs.nbytes
+
+
+def _check_header(
+    kind: str, magic: bytes, expected: bytes, version: int, supported: int, n_fft: int
+) -> None:
     if magic != expected:
         raise MessageDecodeError(f"not a {kind}: magic {magic!r}")
-    if version != 1:
-        raise MessageDecodeError(f"{kind}: unsupported version {version} (this build reads 1)")
+    if version != supported:
+        raise MessageDecodeError(
+            f"{kind}: unsupported version {version} (this build reads {supported})"
+        )
     if n_fft < 2:
         raise MessageDecodeError(f"{kind}: n_fft {n_fft}")
 

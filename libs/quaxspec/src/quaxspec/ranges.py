@@ -1,4 +1,4 @@
-"""Sets of file numbers kept as ranges, so that a run of weeks (~430 000 files) stays small."""
+"""Sets of numbers kept as ranges: the files of a run of weeks (~430 000), the slices of a file."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Self
 
-__all__ = ["FileRanges"]
+__all__ = ["Ranges"]
 
 
 @dataclass(slots=True)
-class FileRanges:
-    """A set of file numbers stored as sorted, disjoint half-open ranges [start, stop)."""
+class Ranges:
+    """A set of non-negative integers stored as sorted, disjoint half-open ranges [start, stop)."""
 
     starts: list[int] = field(default_factory=list)
     stops: list[int] = field(default_factory=list)
@@ -39,22 +39,41 @@ class FileRanges:
         return sum(stop - start for start, stop in zip(self.starts, self.stops, strict=True))
 
     def add(self, number: int) -> None:
-        """Add one file number (a no-op if present), joining neighbouring ranges."""
-        if number in self:
+        """Add one number (a no-op if present)."""
+        self.add_range(number, number + 1)
+
+    def add_range(self, start: int, stop: int) -> None:
+        """Add every number of [start, stop), joining the ranges it touches or overlaps."""
+        if not 0 <= start < stop:
+            raise ValueError(f"range [{start}, {stop}) is empty or negative")
+        # Ranges from ``first`` to ``last`` (exclusive) touch or overlap the new one.
+        first = bisect.bisect_left(self.stops, start)
+        last = bisect.bisect_right(self.starts, stop)
+        if first < last:
+            start = min(start, self.starts[first])
+            stop = max(stop, self.stops[last - 1])
+        self.starts[first:last] = [start]
+        self.stops[first:last] = [stop]
+
+    def discard(self, number: int) -> None:
+        """Remove one number (a no-op if absent), splitting its range."""
+        if number not in self:
             return
-        index = bisect.bisect_right(self.starts, number)
-        joins_left = index > 0 and self.stops[index - 1] == number
-        joins_right = index < len(self.starts) and self.starts[index] == number + 1
-        if joins_left and joins_right:
-            self.stops[index - 1] = self.stops.pop(index)
-            self.starts.pop(index)
-        elif joins_left:
-            self.stops[index - 1] = number + 1
-        elif joins_right:
-            self.starts[index] = number
-        else:
-            self.starts.insert(index, number)
-            self.stops.insert(index, number + 1)
+        index = bisect.bisect_right(self.starts, number) - 1
+        start, stop = self.starts[index], self.stops[index]
+        pieces = [(a, b) for a, b in ((start, number), (number + 1, stop)) if a < b]
+        self.starts[index : index + 1] = [a for a, _ in pieces]
+        self.stops[index : index + 1] = [b for _, b in pieces]
+
+    def overlaps(self, start: int, stop: int) -> bool:
+        """Whether any number of [start, stop) is in the set."""
+        index = bisect.bisect_right(self.stops, start)
+        return index < len(self.starts) and self.starts[index] < stop
+
+    def covers(self, start: int, stop: int) -> bool:
+        """Whether every number of [start, stop) is in the set."""
+        index = bisect.bisect_right(self.starts, start) - 1
+        return index >= 0 and stop <= self.stops[index]
 
     @property
     def ranges(self) -> list[tuple[int, int]]:

@@ -18,6 +18,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from quaxspec import strictjson
 from quaxspec.aggregation import FileAccumulator, RunAccumulator
 from quaxspec.analysis import AnalysisConfig, Candidate, SpectrumAnalysis
 from quaxspec.messages import MessageDecodeError
@@ -62,6 +63,10 @@ class FileSpectrum(_Axis):
     expected_count: int
     #: Redelivered chunks that were recognised and not counted again.
     duplicates: int
+    #: 0 for the first emission; each late chunk merged afterwards emits the next revision.
+    revision: int
+    #: Chunks merged after the file was first emitted.
+    late_chunks: int
     daq_time: float
     emitted_time: float
     mean: NDArray[np.float64]
@@ -81,7 +86,8 @@ class FileSpectrum(_Axis):
         return cls(
             run_id=file.run_id, file_number=file.file_number, n_fft=file.n_fft, fs=file.fs,
             f_lo=file.f_lo, count=int(m.n), expected_count=file.total_slices,
-            duplicates=file.duplicates, daq_time=file.daq_time, emitted_time=emitted_time,
+            duplicates=file.duplicates, revision=file.revision, late_chunks=file.late,
+            daq_time=file.daq_time, emitted_time=emitted_time,
             mean=mean, std=m.std, spectral_kurtosis=m.spectral_kurtosis,
         )  # fmt: skip
 
@@ -95,6 +101,8 @@ class FileSpectrum(_Axis):
             "count": self.count,
             "expected_count": self.expected_count,
             "duplicates": self.duplicates,
+            "revision": self.revision,
+            "late_chunks": self.late_chunks,
             "daq_time": self.daq_time,
             "emitted_time": self.emitted_time,
             "units": UNITS,
@@ -116,12 +124,13 @@ class FileSpectrum(_Axis):
                 run_id=str(doc["run_id"]), file_number=int(doc["file_number"]),
                 n_fft=n_fft, fs=float(axis["fs_hz"]), f_lo=float(axis["f_lo_hz"]),
                 count=int(doc["count"]), expected_count=int(doc["expected_count"]),
-                duplicates=int(doc["duplicates"]), daq_time=float(doc["daq_time"]),
+                duplicates=int(doc["duplicates"]), revision=int(doc.get("revision", 0)),
+                late_chunks=int(doc.get("late_chunks", 0)), daq_time=float(doc["daq_time"]),
                 emitted_time=float(doc["emitted_time"]), mean=_array(doc["mean"], n_fft),
                 std=_array(doc["std"], n_fft),
                 spectral_kurtosis=_array(doc["spectral_kurtosis"], n_fft),
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise MessageDecodeError(f"file spectrum: bad or missing field: {error}") from None
 
 
@@ -133,6 +142,13 @@ class RunSpectrum(_Axis):
     files: int
     incomplete_files: int
     duplicates: int
+    #: Chunks merged into files after they were closed.
+    late_chunks: int
+    #: Chunks that came for closed files no longer kept: slices lost.
+    dropped_late_chunks: int
+    #: Files closed unfinished that still take late chunks, and those forgotten.
+    awaiting_files: int
+    forgotten_files: int
     slices: int
     first_daq_time: float
     last_daq_time: float
@@ -160,6 +176,8 @@ class RunSpectrum(_Axis):
         return cls(
             run_id=run.run_id, n_fft=run.n_fft, fs=run.fs, f_lo=run.f_lo, files=len(run.files),
             incomplete_files=run.incomplete_files, duplicates=run.duplicates,
+            late_chunks=run.late_chunks, dropped_late_chunks=run.dropped_late_chunks,
+            awaiting_files=len(run.awaiting), forgotten_files=run.forgotten_files,
             slices=int(run.moments.n), first_daq_time=run.first_daq_time,
             last_daq_time=run.last_daq_time, last_file=run.last_file,
             emitted_time=emitted_time, mean=run.moments.mean, sem=run.moments.sem,
@@ -177,6 +195,10 @@ class RunSpectrum(_Axis):
             "files": self.files,
             "incomplete_files": self.incomplete_files,
             "duplicates": self.duplicates,
+            "late_chunks": self.late_chunks,
+            "dropped_late_chunks": self.dropped_late_chunks,
+            "awaiting_files": self.awaiting_files,
+            "forgotten_files": self.forgotten_files,
             "slices": self.slices,
             "first_daq_time": self.first_daq_time,
             "last_daq_time": self.last_daq_time,
@@ -235,7 +257,11 @@ class RunSpectrum(_Axis):
                 run_id=str(doc["run_id"]), n_fft=n_fft, fs=float(axis["fs_hz"]),
                 f_lo=float(axis["f_lo_hz"]), files=int(doc["files"]),
                 incomplete_files=int(doc["incomplete_files"]),
-                duplicates=int(doc["duplicates"]), slices=int(doc["slices"]),
+                duplicates=int(doc["duplicates"]),
+                late_chunks=int(doc.get("late_chunks", 0)),
+                dropped_late_chunks=int(doc.get("dropped_late_chunks", 0)),
+                awaiting_files=int(doc.get("awaiting_files", 0)),
+                forgotten_files=int(doc.get("forgotten_files", 0)), slices=int(doc["slices"]),
                 first_daq_time=float(doc["first_daq_time"]),
                 last_daq_time=float(doc["last_daq_time"]), last_file=int(doc["last_file"]),
                 emitted_time=float(doc["emitted_time"]), mean=_array(doc["mean"], n_fft),
@@ -245,7 +271,7 @@ class RunSpectrum(_Axis):
                 radiometer_ratio=math.nan if ratio is None else float(ratio),
                 config=config, candidates=candidates,
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise MessageDecodeError(f"run spectrum: bad or missing field: {error}") from None
 
 
@@ -269,10 +295,7 @@ def _array(values: Sequence[float | None], n_fft: int) -> NDArray[np.float64]:
 
 
 def _load(data: bytes, schema: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MessageDecodeError(f"not JSON: {error}") from None
+    doc = strictjson.loads(data, what=schema)
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise MessageDecodeError(f"expected schema {schema!r}, got {found!r}")

@@ -58,22 +58,29 @@ def register_agents(
         run = step.run_spectrum
         if run is not None:
             await runs.send(key=key, value=run.to_bytes())
-        metrics.files.labels(complete=str(spectrum.complete).lower()).inc()
-        latency = max(spectrum.emitted_time - spectrum.daq_time, 0.0)
-        metrics.latency.observe(latency)
+        if spectrum.revision == 0:
+            metrics.files.labels(complete=str(spectrum.complete).lower()).inc()
+            metrics.latency.observe(max(spectrum.emitted_time - spectrum.daq_time, 0.0))
         best = max(run.candidates, key=lambda c: c.significance, default=None) if run else None
         if run is not None:
             metrics.run_best_sigma.labels(run_id=run.run_id).set(best.significance if best else 0)
             metrics.run_radiometer_ratio.labels(run_id=run.run_id).set(run.radiometer_ratio)
             metrics.run_files.labels(run_id=run.run_id).set(run.files)
         best_khz = None if best is None else round((best.frequency_hz - spectrum.f_lo) / 1e3, 2)
+        if spectrum.revision:
+            what = "Revised a file with a late chunk."
+        elif spectrum.complete:
+            what = "Emitted a file spectrum."
+        else:
+            what = "Closed an incomplete file."
         log.info(
-            "Emitted a file spectrum." if spectrum.complete else "Closed an incomplete file.",
+            what,
             run_id=spectrum.run_id,
             file=spectrum.file_number,
+            revision=spectrum.revision,
             slices=spectrum.count,
             expected=spectrum.expected_count,
-            latency_s=round(latency, 3),
+            latency_s=round(max(spectrum.emitted_time - spectrum.daq_time, 0.0), 3),
             run_files=run.files if run else 0,
             run_slices=run.slices if run else 0,
             radiometer=round(run.radiometer_ratio, 3) if run else None,
@@ -99,10 +106,15 @@ def register_agents(
             )
             closing = time.perf_counter()
             now = time.time()
+            late_files = settings.late_files
             if isinstance(message, CloseFile):
-                step = apply_close(message, file=file, run=run, now=now, config=config)
+                step = apply_close(
+                    message, file=file, run=run, now=now, config=config, late_files=late_files
+                )
             else:
-                step = apply_partial(message, file=file, run=run, now=now, config=config)
+                step = apply_partial(
+                    message, file=file, run=run, now=now, config=config, late_files=late_files
+                )
         except (MessageDecodeError, ValueError) as error:
             await reject(event, error)
             return
@@ -112,6 +124,10 @@ def register_agents(
                 del tables.files[key]
         else:
             tables.files[key] = step.file.to_bytes()
+        for number in step.forget:  # closed files the run no longer keeps for late chunks
+            forgotten = file_key(message.run_id, number)
+            if forgotten in tables.files:
+                del tables.files[forgotten]
         if step.run is not None:
             tables.runs[message.run_id.encode()] = step.run.to_bytes()
         if step.file_spectrum is not None:
@@ -123,7 +139,18 @@ def register_agents(
                 run_id=message.run_id,
                 file=message.file_number,
             )
-        elif isinstance(message, Partial):
+        elif step.dropped:
+            metrics.dropped_late_chunks.inc()
+            log.warning(
+                "Dropped a late chunk: its file was closed and is no longer kept.",
+                run_id=message.run_id,
+                file=message.file_number,
+                late_files=settings.late_files,
+            )
+            return
+        if step.late:
+            metrics.late_chunks.inc()
+        if not step.duplicate and isinstance(message, Partial):
             metrics.partials.inc()
             metrics.slices.inc(int(message.moments.n))
 

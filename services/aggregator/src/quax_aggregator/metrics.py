@@ -22,9 +22,19 @@ class AggregatorMetrics:
             "Redelivered partials recognised and not counted again.",
             registry=registry,
         )
+        self.late_chunks = Counter(
+            "quax_aggregator_late_chunks",
+            "Chunks merged into files already closed (each emits the file again).",
+            registry=registry,
+        )
+        self.dropped_late_chunks = Counter(
+            "quax_aggregator_dropped_late_chunks",
+            "Chunks of closed files that were no longer kept: slices lost.",
+            registry=registry,
+        )
         self.files = Counter(
             "quax_aggregator_files",
-            "Files closed and emitted, by completeness.",
+            "Files closed and emitted for the first time, by completeness.",
             ["complete"],
             registry=registry,
         )

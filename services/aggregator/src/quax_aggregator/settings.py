@@ -41,7 +41,14 @@ class AggregatorSettings(BaseSettings):
     upstream_group: str = Field(
         "quax-fft-worker",
         description="Consumer group (app id) of the FFT workers, whose lag on the raw topic "
-        "pauses file timeouts.",
+        "pauses file timeouts; empty: only the aggregator's own lag pauses them.",
+    )
+    late_files: int = Field(
+        64,
+        ge=0,
+        description="Files closed before they finished that each run keeps, so that their "
+        "late chunks still merge (each emits a new revision); beyond it the oldest is "
+        "forgotten and its late chunks are counted as dropped.",
     )
     close_check_seconds: float = Field(
         5.0, gt=0, description="How often open files are checked against the timeout."

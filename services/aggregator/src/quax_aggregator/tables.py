@@ -1,4 +1,7 @@
-"""The aggregator's tables: open files and runs, as raw bytes of the library's accumulators.
+"""The aggregator's tables: files and runs, as raw bytes of the library's accumulators.
+
+The files table holds open files and the files closed before they finished that their run
+still keeps for late chunks (quaxspec.merging).
 
 Both are keyed so that they live in the partition of the run's partials (the partials
 topic is keyed by run, and a table's changelog partition follows the event that writes
@@ -56,7 +59,7 @@ class Tables:
             )
 
         return cls(
-            files=table("files", "Open files by run/file."),
+            files=table("files", "Open files, and closed ones awaiting late chunks, by run/file."),
             runs=table("runs", "Run accumulators by run."),
             offsets=table("offsets", "Next partials offset expected, by partition."),
         )
@@ -72,5 +75,6 @@ class Tables:
         return None if data is None else RunAccumulator.from_bytes(data)
 
     def open_files(self) -> list[FileAccumulator]:
-        """Every open file this worker holds."""
-        return [FileAccumulator.from_bytes(value) for value in self.files.values() if value]
+        """Every open file this worker holds (not those closed and kept for late chunks)."""
+        files = (FileAccumulator.from_bytes(value) for value in self.files.values() if value)
+        return [file for file in files if not file.closed]

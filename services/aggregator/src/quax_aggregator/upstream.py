@@ -40,7 +40,9 @@ class UpstreamWatch:
         self._said_paused = False
 
     async def raw_lag(self) -> int:
-        """Raw chunks the FFT workers have not yet committed, over all partitions."""
+        """Raw chunks the FFT workers have not yet committed (0 when no group is named)."""
+        if not self._group:
+            return 0
         admin, consumer = self._admin, self._consumer
         if admin is None or consumer is None:
             admin, consumer = await self._connect()
