@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -54,6 +55,21 @@ def test_files_are_the_newest_kept_and_one_file_reads_back(app, builder):
     np.testing.assert_array_equal(one["std"], spectra[4].std)
     _, arrays = binary.decode(raw)
     np.testing.assert_array_equal(arrays["std"], spectra[4].std.astype(np.float32))
+
+
+def test_a_later_revision_of_a_file_replaces_it_and_an_older_one_does_not(app, builder):
+    spectra, _ = builder("run-a", 7, seed=len("run-a") + 7)
+    store = app.state.store
+    revised = dataclasses.replace(spectra[5], revision=2, late_chunks=2, count=39)
+    assert store.add_file(revised)
+    assert not store.add_file(dataclasses.replace(spectra[5], revision=1))
+    assert not store.add_file(revised)  # the same revision again: a redelivery
+    with TestClient(app) as client:
+        files = {f["file_number"]: f for f in client.get("/api/v1/runs/run-a/files").json()}
+        one = client.get("/api/v1/runs/run-a/files/5").json()
+    assert (files[5]["revision"], files[5]["late_chunks"], files[5]["count"]) == (2, 2, 39)
+    assert (one["revision"], one["count"], one["complete"]) == (2, 39, False)
+    assert (files[4]["revision"], files[4]["late_chunks"]) == (0, 0)
 
 
 @pytest.mark.parametrize("decimate", [1, 4, 7])

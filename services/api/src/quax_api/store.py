@@ -2,8 +2,8 @@
 
 Updates come from quax.runs (compacted: the latest per run) and quax.spectra. Both are
 at-least-once, so a file spectrum may arrive twice (same content) and run updates can
-be replayed: the store keeps one spectrum per file and, per run, the update with the most
-slices.
+be replayed: the store keeps the highest revision of each file (a file closed incomplete
+is emitted again as each late chunk merges) and, per run, the update with the most slices.
 """
 
 from __future__ import annotations
@@ -54,10 +54,14 @@ class SpectrumStore:
         return True
 
     def add_file(self, spectrum: FileSpectrum) -> bool:
-        """Keep a file spectrum unless already known; return whether it was new."""
+        """Keep a file spectrum unless this revision or a later one is known; return whether new."""
         state = self._runs.setdefault(spectrum.run_id, RunState())
-        if spectrum.file_number in state.files:
-            return False
+        known = state.files.get(spectrum.file_number)
+        if known is not None:
+            if spectrum.revision <= known.revision:
+                return False
+            state.files[spectrum.file_number] = spectrum
+            return True
         if len(state.files) >= self._recent and spectrum.file_number < min(state.files):
             return False  # older than everything kept
         state.files[spectrum.file_number] = spectrum

@@ -40,6 +40,11 @@ class RunSummary(BaseModel):
     incomplete_files: int
     slices: int
     duplicates: int
+    late_chunks: int = Field(description="Chunks merged into files after they were closed.")
+    dropped_late_chunks: int = Field(
+        description="Chunks of closed files no longer kept for late data: slices lost."
+    )
+    awaiting_files: int = Field(description="Files closed incomplete that still take late chunks.")
     rejects: int = Field(description="Dead-letter records whose Kafka key names this run.")
     first_daq_time: float | None
     last_daq_time: float | None
@@ -56,9 +61,11 @@ class FileSummary(BaseModel):
 
     file_number: int
     complete: bool
+    revision: int = Field(description="0 when first emitted; +1 for each late chunk merged.")
     count: int
     expected_count: int
     duplicates: int
+    late_chunks: int
     daq_time: float
     emitted_time: float
     latency_seconds: float = Field(description="emitted_time − daq_time")
@@ -151,6 +158,7 @@ async def get_file(
         "file_number": file_number,
         "count": spectrum.count,
         "expected_count": spectrum.expected_count,
+        "revision": spectrum.revision,
         "daq_time": spectrum.daq_time,
     }
     arrays = {
@@ -215,6 +223,9 @@ def _summary(run: RunSpectrum, *, rejects: int) -> RunSummary:
         incomplete_files=run.incomplete_files,
         slices=run.slices,
         duplicates=run.duplicates,
+        late_chunks=run.late_chunks,
+        dropped_late_chunks=run.dropped_late_chunks,
+        awaiting_files=run.awaiting_files,
         rejects=rejects,
         first_daq_time=_finite(run.first_daq_time),
         last_daq_time=_finite(run.last_daq_time),
@@ -231,9 +242,11 @@ def _file_summary(spectrum: FileSpectrum) -> FileSummary:
     return FileSummary(
         file_number=spectrum.file_number,
         complete=spectrum.complete,
+        revision=spectrum.revision,
         count=spectrum.count,
         expected_count=spectrum.expected_count,
         duplicates=spectrum.duplicates,
+        late_chunks=spectrum.late_chunks,
         daq_time=spectrum.daq_time,
         emitted_time=spectrum.emitted_time,
         latency_seconds=spectrum.emitted_time - spectrum.daq_time,

@@ -565,9 +565,10 @@ function renderFile() {
   const empty = !doc.count;
   overlay(PLOT_IDS.file, empty ? `File #${doc.file_number} has no valid slices (every chunk was rejected).` : "");
   const incomplete = doc.complete === false;
+  const revised = doc.revision > 0 ? ` · revision ${doc.revision} (late data merged)` : "";
   setText(
     "title-file",
-    `Latest file #${doc.file_number} · ${fmtInt(doc.count)}${incomplete ? ` of ${fmtInt(doc.expected_count)}` : ""} ${plural(doc.count, "slice")} · f_LO = ${fmtGHz(ax.fLo, 6)} GHz`,
+    `Latest file #${doc.file_number} · ${fmtInt(doc.count)}${incomplete ? ` of ${fmtInt(doc.expected_count)}` : ""} ${plural(doc.count, "slice")}${revised} · f_LO = ${fmtGHz(ax.fLo, 6)} GHz`,
   );
   const flag = $("file-flag");
   flag.hidden = !incomplete;
@@ -767,16 +768,21 @@ const VIRIDIS = (() => {
 })();
 const MISSING_RGB = [70, 70, 78];
 
-function wfRowFromValues(file, daq, values) {
-  return { file, daq, values, median: median(values) };
+function wfRowFromValues(file, daq, values, revision = 0) {
+  return { file, daq, values, revision, median: median(values) };
 }
 
-/** Insert (or ignore a repeated) file row, keeping file-number order and the last WF_LAST. */
+/** Insert a file row (a repeat is ignored, a later revision replaces it), keeping file-number order and the last WF_LAST. */
 function wfInsert(row) {
   const rows = wf.rows;
   let i = rows.length;
   while (i > 0 && rows[i - 1].file > row.file) i--;
-  if (i > 0 && rows[i - 1].file === row.file) return false;
+  if (i > 0 && rows[i - 1].file === row.file) {
+    // A revision of a file already shown (late data merged): its row is replaced.
+    if (row.revision <= rows[i - 1].revision) return false;
+    rows[i - 1] = row;
+    return true;
+  }
   if (rows.length >= WF_LAST && i === 0) return false; // older than everything kept
   rows.splice(i, 0, row);
   if (rows.length > WF_LAST) rows.splice(0, rows.length - WF_LAST);
@@ -789,7 +795,8 @@ function wfAddFile(doc) {
     wf.rows = []; // the axis changed
   }
   wf.incomplete.set(doc.file_number, doc.complete === false);
-  if (wfInsert(wfRowFromValues(doc.file_number, doc.daq_time, decimate(doc.mean, wf.decimation)))) {
+  const values = decimate(doc.mean, wf.decimation);
+  if (wfInsert(wfRowFromValues(doc.file_number, doc.daq_time, values, doc.revision || 0))) {
     schedule("wf");
   }
 }
@@ -1149,7 +1156,8 @@ function acceptFile(doc) {
   if (state.file && doc.file_number < state.file.file_number) return;
   state.file = doc;
   state.fileMissing = false;
-  if (Number.isFinite(doc.emitted_time) && Number.isFinite(doc.daq_time)) {
+  // A revision (late data) says nothing of the pipeline's latency.
+  if (!(doc.revision > 0) && Number.isFinite(doc.emitted_time) && Number.isFinite(doc.daq_time)) {
     state.lastFileLatency = doc.emitted_time - doc.daq_time;
     state.lastFileNumber = doc.file_number;
   }
