@@ -29,7 +29,7 @@ BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 
 @dataclass
 class Outputs:
-    """What the pipeline emitted, first copy of each file (redeliveries are identical)."""
+    """What the pipeline emitted: the latest revision of each file (redeliveries are identical)."""
 
     files: dict[tuple[str, int], FileSpectrum] = field(default_factory=dict)
     file_messages: int = 0
@@ -192,18 +192,32 @@ class Pipeline:
         files: int = 0,
         timeout: float = 180,
         deadletters: int = 0,
+        complete: bool = False,
     ) -> Outputs:
         """Read outputs until every run has emitted ``until[run]`` files (and its run update).
 
         ``files``: also until that many file spectra in all, of runs whose update counts
-        every one of them (for runs whose ids the producer chose).
+        every one of them (for runs whose ids the producer chose). ``complete``: also until
+        the runs of ``until`` have no incomplete file (late data merged).
         """
         return asyncio.run(
-            self._collect(until or {}, files=files, timeout=timeout, deadletters=deadletters)
+            self._collect(
+                until or {},
+                files=files,
+                timeout=timeout,
+                deadletters=deadletters,
+                complete=complete,
+            )
         )
 
     async def _collect(
-        self, until: dict[str, int], *, files: int, timeout: float, deadletters: int
+        self,
+        until: dict[str, int],
+        *,
+        files: int,
+        timeout: float,
+        deadletters: int,
+        complete: bool,
     ) -> Outputs:
         topics = [self.prefix + spec.name for spec in (SPECTRA, RUNS, DEADLETTER)]
         consumer = AIOKafkaConsumer(
@@ -218,7 +232,7 @@ class Pipeline:
         await consumer.start()
         deadline = time.monotonic() + timeout
         try:
-            while not self._done(outputs, until, files, deadletters):
+            while not self._done(outputs, until, files, deadletters, complete=complete):
                 if time.monotonic() > deadline:
                     raise AssertionError(
                         f"timed out: {len(outputs.files)} files, runs "
@@ -273,7 +287,10 @@ class Pipeline:
         if topic.endswith(SPECTRA.name):
             spectrum = FileSpectrum.from_bytes(value)
             outputs.file_messages += 1
-            outputs.files.setdefault((spectrum.run_id, spectrum.file_number), spectrum)
+            key = (spectrum.run_id, spectrum.file_number)
+            known = outputs.files.get(key)
+            if known is None or spectrum.revision > known.revision:
+                outputs.files[key] = spectrum
         elif topic.endswith(RUNS.name):
             run = RunSpectrum.from_bytes(value)
             known = outputs.runs.get(run.run_id)
@@ -284,10 +301,17 @@ class Pipeline:
             outputs.deadletters.append((value, headers))
 
     @staticmethod
-    def _done(outputs: Outputs, until: dict[str, int], files: int, deadletters: int) -> bool:
+    def _done(
+        outputs: Outputs, until: dict[str, int], files: int, deadletters: int, *, complete: bool
+    ) -> bool:
         for run_id, count in until.items():
             run = outputs.runs.get(run_id)
             if len(outputs.run_files(run_id)) < count or run is None or run.files < count:
+                return False
+            if complete and (
+                run.incomplete_files
+                or not all(s.complete for s in outputs.run_files(run_id).values())
+            ):
                 return False
         if files:
             if len(outputs.files) < files:

@@ -13,10 +13,12 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+from aiokafka import AIOKafkaProducer
 from localkafka import LocalKafka, free_port
 from pipeline import Pipeline
 
 from quaxspec.spectra import FileSpectrum
+from quaxspec.topics import MAX_MESSAGE_BYTES, RUNS, SPECTRA
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -158,3 +160,66 @@ def test_fifty_clients_keep_receiving_while_a_stuck_one_is_dropped_to_its_bound(
         line for line in metrics.splitlines() if line.startswith("quax_api_websocket_dropped_total")
     ]
     assert float(dropped[0].split()[-1]) > 0
+
+
+def _garbage(valid: bytes, field: bytes) -> list[bytes]:
+    """Records a broken or hostile writer could put on a spectra topic."""
+    start = valid.index(field) + len(field)
+    stop = min(valid.index(c, start) for c in (b",", b"}") if c in valid[start:])
+    numbers = [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"9" * 5000]
+    edited = [valid[:start] + number + valid[stop:] for number in numbers]
+    return [*edited, valid.decode().encode("utf-16"), bytes(range(256)) * 3, b"", b"{}"]
+
+
+def test_garbage_on_the_spectra_topics_is_skipped_and_the_api_stays_ready(live):
+    live.produce("producer-garbage", *producer_options("api-garbage", files=2))
+    outputs = live.collect({"api-garbage": 2})
+    port = free_port()
+    live.start_api("api-g1", port=port)
+    base = f"http://127.0.0.1:{port}/api/v1/runs/api-garbage"
+    before = (httpx.get(base).content, httpx.get(f"{base}/files/1").content)
+
+    run_bytes = outputs.runs["api-garbage"].to_bytes()
+    file_bytes = outputs.files[("api-garbage", 1)].to_bytes()
+    poison = [(RUNS, value) for value in _garbage(run_bytes, b'"files":')]
+    poison += [(SPECTRA, value) for value in _garbage(file_bytes, b'"count":')]
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=live.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
+        )
+        await producer.start()
+        try:
+            for spec, value in poison:
+                await producer.send_and_wait(live.prefix + spec.name, value, key=b"poison")
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    deadline = time.monotonic() + 30
+    while _rejects(port) < len(poison):
+        assert time.monotonic() < deadline, f"{_rejects(port)} rejects\n{live.log('api-g1')}"
+        time.sleep(0.5)
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    assert (httpx.get(base).content, httpx.get(f"{base}/files/1").content) == before
+    live.stop("api-g1")
+
+    # A restarted API reads the runs topic from its start, garbage included: it must
+    # become ready (start_api waits for /readyz) and serve the same bytes.
+    live.start_api("api-g2", port=port)
+    after = (httpx.get(base).content, httpx.get(f"{base}/files/1").content)
+    runs = [r["run_id"] for r in httpx.get(f"http://127.0.0.1:{port}/api/v1/runs").json()]
+    rejects = _rejects(port)
+    live.stop("api-g2")
+    assert after == before
+    assert "poison" not in runs
+    assert rejects >= len([p for p in poison if p[0] is RUNS])
+
+
+def _rejects(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics/").text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("quax_api_rejects_total{")
+    )

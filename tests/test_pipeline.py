@@ -7,6 +7,7 @@ never from the pipeline's own code.
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -229,13 +230,30 @@ def test_a_file_that_stops_receiving_chunks_is_closed_incomplete_and_counted(pip
     np.testing.assert_allclose(stalled.mean, usable.mean(axis=0), rtol=1e-5)
     run = outputs.runs["run-stall"]
     assert (run.files, run.incomplete_files, run.slices) == (2, 1, 300 + 268)
+    assert (run.awaiting_files, run.late_chunks) == (1, 0)
     assert "Closing a file that stopped receiving chunks." in pipeline.log("aggregator")
+
+    # The missing chunk comes late: the file is emitted again, complete, and the run has it.
+    asyncio.run(_send_chunks(pipeline, "run-stall", [records[1]], only=(1, 64)))
+    outputs = pipeline.collect({"run-stall": 2}, timeout=60, complete=True)
+    revised = outputs.run_files("run-stall")[1]
+    assert (revised.revision, revised.late_chunks) == (1, 1)
+    check_file(revised, records[1].i, records[1].q)
+    run = outputs.runs["run-stall"]
+    assert (run.files, run.incomplete_files, run.awaiting_files) == (2, 0, 0)
+    assert (run.late_chunks, run.duplicates, run.dropped_late_chunks) == (1, 0, 0)
+    check_run(run, [slice_spectra(r.i, r.q) for r in records])
 
 
 async def _send_chunks(
-    pipeline: Pipeline, run_id: str, records: list[DaqRecord], *, missing: tuple[int, int]
+    pipeline: Pipeline,
+    run_id: str,
+    records: list[DaqRecord],
+    *,
+    missing: tuple[int, int] | None = None,
+    only: tuple[int, int] | None = None,
 ) -> None:
-    """Send the files' chunks of 32 slices straight to the raw topic, all but one."""
+    """Send the files' chunks of 32 slices straight to the raw topic: all but one, or one."""
     producer = AIOKafkaProducer(
         bootstrap_servers=pipeline.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
     )
@@ -244,7 +262,7 @@ async def _send_chunks(
         for record in records:
             total = SAMPLES // N_FFT
             for first in range(0, total, 32):
-                if (record.number, first) == missing:
+                if (record.number, first) == missing or only not in (None, (record.number, first)):
                     continue
                 i, q = record.slices(N_FFT, first, min(first + 32, total))
                 chunk = RawChunk(
@@ -271,6 +289,69 @@ def _copy_slowly(directory: Path, records: list[DaqRecord]) -> None:
                 q_file.write(q_bytes[start : start + piece])
                 q_file.flush()
                 time.sleep(0.3)
+
+
+@pytest.mark.parametrize("watch_upstream", [True, False], ids=["upstream-watched", "wall-clock"])
+def test_workers_paused_for_twice_the_file_timeout_lose_nothing(kafka, tmp_path, watch_upstream):
+    """Every FFT worker stopped (SIGSTOP) for twice the file timeout mid-run, then resumed.
+
+    Watching the workers' lag (the default), the pause is not silence: no file closes.
+    Counting wall-clock time only (no upstream group), the files being transformed close
+    incomplete during the pause and their chunks come late: they merge, exactly once.
+    """
+    timeout = 4.0
+    pipe = Pipeline(
+        kafka,
+        tmp_path,
+        # Longer than the pause, so that the stopped workers keep their partitions.
+        QUAX_KAFKA_SESSION_TIMEOUT_SECONDS="45",
+        QUAX_AGGREGATOR_FILE_TIMEOUT_SECONDS=str(timeout),
+        QUAX_AGGREGATOR_CLOSE_CHECK_SECONDS="0.5",
+        **({} if watch_upstream else {"QUAX_AGGREGATOR_UPSTREAM_GROUP": ""}),
+    )
+    files = 10
+    daq = synthetic(8)
+    try:
+        pipe.start_aggregator()
+        workers = [pipe.start_worker(f"fft-worker-{n}") for n in (1, 2)]
+        producer = pipe.start(
+            "producer",
+            "quax-producer",
+            "run",
+            *producer_options("run-pause", 8, files=files),
+            "--seconds-per-pair",
+            "2",
+        )
+        pipe.collect({"run-pause": 2})
+        for attempt in range(3):  # until a file was mid-transform when the workers stopped
+            for worker in workers:
+                worker.send_signal(signal.SIGSTOP)
+            time.sleep(2 * timeout + 1)
+            for worker in workers:
+                worker.send_signal(signal.SIGCONT)
+            if watch_upstream or "Closing a file" in pipe.log("aggregator"):
+                break
+            time.sleep(1.5 + attempt)
+        assert producer.wait(timeout=120) == 0, pipe.log("producer")
+        outputs = pipe.collect({"run-pause": files}, complete=True, timeout=120)
+    finally:
+        pipe.close()
+
+    try:
+        run = check_synthetic_run(outputs, "run-pause", daq, files)
+        assert (run.duplicates, run.dropped_late_chunks, run.awaiting_files) == (0, 0, 0)
+        revised = [s for s in outputs.run_files("run-pause").values() if s.revision]
+        closed_early = "Closing a file that stopped receiving chunks." in pipe.log("aggregator")
+        if watch_upstream:
+            assert not closed_early
+            assert (run.late_chunks, revised) == (0, [])
+        else:
+            assert closed_early
+            assert run.late_chunks > 0
+            assert revised  # closed during the pause, out again complete (checked above)
+            assert sum(s.late_chunks for s in revised) == run.late_chunks
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{pipe.logs()}") from None
 
 
 @pytest.mark.parametrize(
