@@ -183,6 +183,56 @@ async def _send_garbage(pipeline: Pipeline) -> None:
         await producer.stop()
 
 
+def test_a_record_that_fails_each_agent_is_dead_lettered_once_and_the_stream_goes_on(pipeline):
+    """A chunk of 2¹⁷-bin slices: its partial is too large for a message, and so is the
+    spectrum of the file the worker's skip notice closes. Both land once, with the reason."""
+    n_fft = 1 << 17
+    samples = np.ones((1, n_fft), np.float32)
+    chunk = RawChunk(
+        run_id="run-poison", file_number=0, first_slice=0, total_slices=1, n_fft=n_fft,
+        fs=FS, f_lo=0.0, daq_time=time.time(), i=samples, q=samples,
+    )  # fmt: skip
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=pipeline.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                pipeline.prefix + RAW.name, chunk.to_bytes(), key=b"run-poison/00000"
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    pipeline.produce("producer-after-poison", *producer_options("run-after-poison", 13, files=2))
+
+    def poison_letters(outputs: Outputs) -> list[tuple[bytes, dict[str, bytes]]]:
+        # Both records carry the run id right after their 56-byte header.
+        return [(v, h) for v, h in outputs.deadletters if b"run-poison" in (v or b"")[:120]]
+
+    deadline = time.monotonic() + 60
+    while len(poison_letters(outputs := pipeline.collect({"run-after-poison": 2}))) < 2:
+        assert time.monotonic() < deadline, pipeline.logs()
+        time.sleep(1)
+    time.sleep(2)  # anything more would come now
+    outputs = pipeline.collect({"run-after-poison": 2})
+
+    check_synthetic_run(outputs, "run-after-poison", synthetic(13), 2)
+    poisoned = poison_letters(outputs)
+    assert sorted(h["quax-service"] for _, h in poisoned) == [b"aggregator", b"fft-worker"]
+    letters = {h["quax-service"].decode(): (v, h) for v, h in poisoned}
+    worker_value, worker_headers = letters["fft-worker"]
+    assert worker_headers["quax-reason"].startswith(b"the partial of file 0 chunk 0 of ")
+    assert b"exceeds the Kafka message limit of 2097152 bytes" in worker_headers["quax-reason"]
+    assert worker_headers["quax-original-bytes"] == str(len(chunk.to_bytes())).encode()
+    assert worker_value == chunk.to_bytes()[:65536]
+    _, aggregator_headers = letters["aggregator"]
+    assert aggregator_headers["quax-reason"].startswith(b"a file spectrum of ")
+    assert "run-poison" not in outputs.runs
+
+
 def test_watched_directory_takes_pairs_only_once_complete(pipeline, tmp_path):
     daq = synthetic(4)
     writer = threading.Thread(

@@ -47,5 +47,18 @@ def test_directory_sources_need_a_directory():
 
 
 def test_a_chunk_must_fit_the_kafka_message_limit():
-    with pytest.raises(ValidationError, match="more than the Kafka message limit"):
+    with pytest.raises(
+        ValidationError, match=r"raw chunks of up to \d+ bytes, more than the Kafka message limit"
+    ) as refused:
         ProducerSettings(slices_per_chunk=128)
+    assert "chunks of n_fft 3072 fit up to 85 slices" in str(refused.value)
+
+
+def test_a_run_whose_spectra_cannot_fit_the_message_limit_is_refused_at_start():
+    with pytest.raises(ValidationError) as refused:
+        ProducerSettings(n_fft=20_000, slices_per_chunk=1)
+    text = str(refused.value)
+    assert "file spectra" not in text  # 20,000 bins: the file spectrum still fits
+    assert "run spectra of up to" in text
+    assert "the largest n_fft whose partials and spectra fit is 12860" in text
+    ProducerSettings(n_fft=12_860, slices_per_chunk=1)  # the largest that fits is accepted

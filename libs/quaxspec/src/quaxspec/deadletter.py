@@ -1,4 +1,9 @@
-"""Dead-letter records: a message a service could not use, unchanged, with the reason in headers."""
+"""Dead-letter records: a message a service could not use, with the reason in headers.
+
+The payload is kept unchanged up to :data:`MAX_PAYLOAD_BYTES` and cut beyond (a raw chunk
+is up to 1.5 MiB): a DAQ writing NaNs dead-letters every chunk, and the reason, the source
+offset and the first bytes are what an operator needs. The original length is a header.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,18 @@ from typing import Any
 
 import structlog
 
-__all__ = ["REASON_HEADER", "dead_letter", "deadletter_headers"]
+__all__ = ["MAX_PAYLOAD_BYTES", "REASON_HEADER", "dead_letter", "deadletter_headers"]
 
 log = structlog.get_logger("quax.deadletter")
 
+#: Payload bytes kept of a dead-lettered record.
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: Longest reason kept (an exception message can quote a whole record).
+MAX_REASON_CHARS = 2000
+
 #: Header names on dead-letter records.
 REASON_HEADER = "quax-reason"
+LENGTH_HEADER = "quax-original-bytes"
 SERVICE_HEADER = "quax-service"
 SOURCE_HEADER = "quax-source"
 
@@ -39,7 +50,7 @@ async def dead_letter(
     partition: int,
     offset: int,
 ) -> None:
-    """Log why a record is rejected and send it, unchanged, with ``send`` (a topic's send)."""
+    """Log why a record is rejected and send it (its first MAX_PAYLOAD_BYTES) with ``send``."""
     log.warning(
         "Sent a record to the dead-letter topic.",
         reason=reason,
@@ -47,6 +58,13 @@ async def dead_letter(
         source=f"{topic}/{partition}/{offset}",
     )
     headers = deadletter_headers(
-        reason=reason, service=service, topic=topic, partition=partition, offset=offset
+        reason=reason[:MAX_REASON_CHARS],
+        service=service,
+        topic=topic,
+        partition=partition,
+        offset=offset,
     )
+    if value is not None:
+        headers.append((LENGTH_HEADER, str(len(value)).encode()))
+        value = value[:MAX_PAYLOAD_BYTES]
     await send(key=key, value=value, headers=headers)

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from quaxspec import strictjson
 from quaxspec.aggregation import FileAccumulator, RunAccumulator
 from quaxspec.analysis import AnalysisConfig, Candidate, SpectrumAnalysis
+from quaxspec.limits import MAX_LISTED_CANDIDATES
 from quaxspec.messages import MessageDecodeError
 from quaxspec.spectrum import frequency_axis
 
@@ -161,7 +162,14 @@ class RunSpectrum(_Axis):
     matched_sigma: NDArray[np.float64]
     radiometer_ratio: float
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    #: The strongest candidates (at most MAX_LISTED_CANDIDATES), in bin order.
     candidates: list[Candidate] = field(default_factory=list)
+    #: Candidates found, listed or not (-1: as many as listed).
+    candidate_count: int = -1
+
+    def __post_init__(self) -> None:
+        if self.candidate_count < 0:
+            object.__setattr__(self, "candidate_count", len(self.candidates))
 
     @classmethod
     def of(
@@ -183,7 +191,8 @@ class RunSpectrum(_Axis):
             emitted_time=emitted_time, mean=run.moments.mean, sem=run.moments.sem,
             baseline=analysis.baseline, excess_sigma=analysis.excess_sigma,
             matched_sigma=analysis.matched_sigma, radiometer_ratio=analysis.radiometer_ratio,
-            config=config, candidates=list(analysis.candidates),
+            config=config, candidates=_strongest(analysis.candidates),
+            candidate_count=len(analysis.candidates),
         )  # fmt: skip
 
     def to_bytes(self) -> bytes:
@@ -217,6 +226,7 @@ class RunSpectrum(_Axis):
                 "baseline_window": config.baseline_window,
                 "baseline_order": config.baseline_order,
                 "line_fwhm_hz": config.line_fwhm_hz,
+                "candidate_count": self.candidate_count,
                 "candidates": [
                     {
                         "bin": c.bin,
@@ -270,9 +280,18 @@ class RunSpectrum(_Axis):
                 matched_sigma=_array(analysis["matched_sigma"], n_fft),
                 radiometer_ratio=math.nan if ratio is None else float(ratio),
                 config=config, candidates=candidates,
+                candidate_count=int(analysis.get("candidate_count", len(candidates))),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise MessageDecodeError(f"run spectrum: bad or missing field: {error}") from None
+
+
+def _strongest(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The strongest MAX_LISTED_CANDIDATES candidates, in bin order (bounds the message)."""
+    if len(candidates) <= MAX_LISTED_CANDIDATES:
+        return list(candidates)
+    strongest = sorted(candidates, key=lambda c: c.significance, reverse=True)
+    return sorted(strongest[:MAX_LISTED_CANDIDATES], key=lambda c: c.bin)
 
 
 def _number(value: float) -> float | None:

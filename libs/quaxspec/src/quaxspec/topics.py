@@ -67,7 +67,12 @@ SPECTRA = TopicSpec(
     "quax.spectra",
     partitions=4,
     description="Per-file spectra (mean, std, count, kurtosis, timing), keyed by run.",
-    config={"retention.ms": str(14 * _DAY_MS), "max.message.bytes": str(MAX_MESSAGE_BYTES)},
+    # ~5 GB a day at n_fft 3072: two weeks, or 8 GiB per partition, whichever comes first.
+    config={
+        "retention.ms": str(14 * _DAY_MS),
+        "retention.bytes": str(8 * _GIB),
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+    },
 )
 RUNS = TopicSpec(
     "quax.runs",
@@ -82,8 +87,15 @@ RUNS = TopicSpec(
 DEADLETTER = TopicSpec(
     "quax.deadletter",
     partitions=1,
-    description="Messages a service could not use, unchanged, with the reason in a header.",
-    config={"retention.ms": str(14 * _DAY_MS), "max.message.bytes": str(MAX_MESSAGE_BYTES)},
+    description="Messages a service could not use (payloads cut to 64 KiB), reason in headers.",
+    # A DAQ writing NaNs would dead-letter every chunk: the payload is cut (quaxspec.deadletter)
+    # and the topic bounded in bytes too, so that it cannot fill the broker's disk.
+    config={
+        "retention.ms": str(14 * _DAY_MS),
+        "retention.bytes": str(_GIB),
+        "segment.bytes": str(128 * 1024**2),
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+    },
 )
 
 PROGRESS = TopicSpec(

@@ -13,6 +13,7 @@ from quax_aggregator.settings import AggregatorSettings
 from quax_aggregator.tables import Tables, file_key
 from quax_aggregator.upstream import UpstreamWatch
 from quaxspec.deadletter import dead_letter
+from quaxspec.limits import MessageTooLargeError, ensure_fits
 from quaxspec.merging import Step, apply_close, apply_partial
 from quaxspec.messages import CloseFile, MessageDecodeError, Partial, decode_partials_topic
 from quaxspec.offsets import OffsetGuard, OffsetLedger
@@ -49,15 +50,28 @@ def register_agents(
         on_loss=metrics.lost_records.inc,
     )
 
-    async def emit(step: Step) -> None:
+    def encode(step: Step) -> tuple[bytes | None, bytes | None]:
+        """The step's spectra as messages; MessageTooLargeError if one cannot be sent."""
+        limit = kafka.max_message_bytes
+        file, run = step.file_spectrum, step.run_spectrum
+        return (
+            None
+            if file is None
+            else ensure_fits(file.to_bytes(), limit=limit, what="a file spectrum"),
+            None
+            if run is None
+            else ensure_fits(run.to_bytes(), limit=limit, what="a run spectrum"),
+        )
+
+    async def emit(step: Step, file_message: bytes | None, run_message: bytes | None) -> None:
         spectrum = step.file_spectrum
-        if spectrum is None:
+        if spectrum is None or file_message is None:
             return
         key = spectrum.run_id.encode()
-        await spectra.send(key=key, value=spectrum.to_bytes())
+        await spectra.send(key=key, value=file_message)
         run = step.run_spectrum
-        if run is not None:
-            await runs.send(key=key, value=run.to_bytes())
+        if run_message is not None:
+            await runs.send(key=key, value=run_message)
         if spectrum.revision == 0:
             metrics.files.labels(complete=str(spectrum.complete).lower()).inc()
             metrics.latency.observe(max(spectrum.emitted_time - spectrum.daq_time, 0.0))
@@ -96,7 +110,13 @@ def register_agents(
                 guard.handled(event.message)
 
     async def handle(event: faust.EventT[bytes]) -> None:
-        """Merge one partial (or apply one close request) and emit what it completes."""
+        """Merge one partial (or apply one close request) and emit what it completes.
+
+        Whatever goes wrong with one record before anything is written or sent (it does
+        not decode, contradicts its file, would make a message too large, or anything
+        unforeseen) sends it to the dead-letter topic once, leaves the tables as they were
+        and the stream goes on; sending to Kafka is not guarded.
+        """
         try:
             message = decode_partials_topic(event.value)
             key = file_key(message.run_id, message.file_number)
@@ -115,10 +135,11 @@ def register_agents(
                 step = apply_partial(
                     message, file=file, run=run, now=now, config=config, late_files=late_files
                 )
-        except (MessageDecodeError, ValueError) as error:
+            file_message, run_message = encode(step)
+        except Exception as error:
             await reject(event, error)
             return
-        await emit(step)
+        await emit(step, file_message, run_message)
         if step.file is None:
             if key in tables.files:
                 del tables.files[key]
@@ -155,14 +176,23 @@ def register_agents(
             metrics.slices.inc(int(message.moments.n))
 
     async def reject(event: faust.EventT[bytes], error: Exception) -> None:
-        reason = "undecodable" if isinstance(error, MessageDecodeError) else "inconsistent"
+        why = str(error)
+        if isinstance(error, MessageDecodeError):
+            reason = "undecodable"
+        elif isinstance(error, MessageTooLargeError):
+            reason = "too-large"
+        elif isinstance(error, ValueError):
+            reason = "inconsistent"
+        else:
+            reason, why = "error", f"{type(error).__name__}: {error}"
+            log.exception("A partial could not be merged.", error=why)
         message = event.message
         metrics.rejects.labels(reason=reason).inc()
         await dead_letter(
             dead.send,
             key=event.key,
             value=event.value,
-            reason=str(error),
+            reason=why,
             service="aggregator",
             topic=message.topic,
             partition=message.partition,

@@ -13,8 +13,8 @@ from quaxspec.daq import (
     DEFAULT_N_FFT,
     DEFAULT_N_SAMPLES,
     DEFAULT_SLICES_PER_CHUNK,
-    SAMPLE_DTYPE,
 )
+from quaxspec.limits import check_fits
 from quaxspec.progress import RunConfig
 from quaxspec.settings import KafkaSettings, LoggingSettings
 
@@ -22,10 +22,6 @@ __all__ = ["ProducerSettings", "SourceKind", "WatchMethod"]
 
 SourceKind = Literal["synthetic", "directory", "watch"]
 WatchMethod = Literal["auto", "events", "poll"]
-
-# Fixed part of a RawChunk message: its header plus the longest padded run id. Used to check
-# at start-up that a chunk fits the Kafka message limit, rather than failing on the first send.
-_CHUNK_OVERHEAD_BYTES = 56 + 256
 
 
 class ProducerSettings(BaseSettings):
@@ -161,12 +157,12 @@ class ProducerSettings(BaseSettings):
             raise ValueError(f"the {self.source} source needs a directory")
         if self.run_id is not None and not 1 <= len(self.run_id.encode()) <= 255:
             raise ValueError("run id must be 1–255 UTF-8 bytes")
-        chunk = 2 * SAMPLE_DTYPE.itemsize * self.n_fft * self.slices_per_chunk
-        if chunk + _CHUNK_OVERHEAD_BYTES > self.kafka.max_message_bytes:
-            raise ValueError(
-                f"a chunk of {self.slices_per_chunk} slices of {self.n_fft} is {chunk} bytes, "
-                f"more than the Kafka message limit of {self.kafka.max_message_bytes}"
-            )
+        # Every message the run will cause downstream must fit, or the run is refused now.
+        check_fits(
+            n_fft=self.n_fft,
+            slices_per_chunk=self.slices_per_chunk,
+            limit=self.kafka.max_message_bytes,
+        )
         return self
 
     @property

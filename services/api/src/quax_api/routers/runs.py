@@ -232,7 +232,7 @@ def _summary(run: RunSpectrum, *, rejects: int) -> RunSummary:
         last_file=run.last_file,
         emitted_time=run.emitted_time,
         radiometer_ratio=_finite(run.radiometer_ratio),
-        candidates=len(run.candidates),
+        candidates=run.candidate_count,
         f_lo_hz=run.f_lo,
         n_fft=run.n_fft,
     )
