@@ -26,6 +26,44 @@ def test_runs_are_listed_with_their_figures(app):
     assert by_id["run-a"]["status"] == "idle"  # emitted long ago (synthetic times)
 
 
+def test_only_the_newest_runs_are_kept_whole_and_older_ones_stay_listed(builder):
+    application = create_app(ApiSettings(recent_files=5, max_runs=2), kafka=False)
+    store = application.state.store
+    built = {}
+    for index, run_id in enumerate(["old", "middle", "new"]):
+        spectra, run = builder(run_id, 3, seed=index)
+        shift = 1000.0 * index  # each run updated after the previous one
+        spectra = [dataclasses.replace(s, emitted_time=s.emitted_time + shift) for s in spectra]
+        run = dataclasses.replace(run, emitted_time=run.emitted_time + shift)
+        built[run_id] = run
+        for spectrum in spectra:
+            store.add_file(spectrum)
+        store.add_run(run)
+    application.state.ready.set()
+
+    assert store.run_ids() == ["middle", "new"]
+    # Replayed records of the old run (a restart reads the topics again) stay headlines.
+    assert not store.add_run(built["old"])
+    assert store.run_ids() == ["middle", "new"]
+    with TestClient(application) as client:
+        listed = {r["run_id"]: r for r in client.get("/api/v1/runs").json()}
+        gone = client.get("/api/v1/runs/old")
+        kept = client.get("/api/v1/runs/new")
+    assert set(listed) == {"old", "middle", "new"}
+    assert (listed["old"]["kept"], listed["new"]["kept"]) == (False, True)
+    assert (listed["old"]["files"], listed["old"]["slices"]) == (3, 120)
+    assert listed["old"]["candidates"] == built["old"].candidate_count
+    assert gone.status_code == 404
+    assert "older than the runs whose spectra are kept" in gone.json()["detail"]
+    assert kept.status_code == 200
+
+    # A newer update of the old run brings it back whole, and the least recent goes.
+    newer = dataclasses.replace(built["old"], slices=121, emitted_time=1e10)
+    assert store.add_run(newer)
+    assert store.run_ids() == ["new", "old"]
+    assert store.is_headline_only("middle")
+
+
 def test_run_json_and_binary_carry_the_same_numbers(app, builder):
     _, expected = builder("run-a", 7, seed=len("run-a") + 7)
     with TestClient(app) as client:

@@ -8,7 +8,7 @@ from typing import Any
 import faust
 import structlog
 
-from quax_aggregator.metrics import AggregatorMetrics
+from quax_aggregator.metrics import AggregatorMetrics, RunSeries
 from quax_aggregator.settings import AggregatorSettings
 from quax_aggregator.tables import Tables, file_key
 from quax_aggregator.upstream import UpstreamWatch
@@ -40,6 +40,7 @@ def register_agents(
     config = settings.analysis
     silence: SilenceClock[bytes] = SilenceClock(timeout=settings.file_timeout_seconds)
     upstream = UpstreamWatch(kafka, group=settings.upstream_group)
+    run_series = RunSeries(metrics, idle_seconds=settings.run_idle_seconds)
     # Faust can lose a fetched partial around a rebalance (quaxspec.offsets); the ledger,
     # a table restored with the state it describes, sees the gap and rewinds.
     guard = OffsetGuard(
@@ -77,9 +78,13 @@ def register_agents(
             metrics.latency.observe(max(spectrum.emitted_time - spectrum.daq_time, 0.0))
         best = max(run.candidates, key=lambda c: c.significance, default=None) if run else None
         if run is not None:
-            metrics.run_best_sigma.labels(run_id=run.run_id).set(best.significance if best else 0)
-            metrics.run_radiometer_ratio.labels(run_id=run.run_id).set(run.radiometer_ratio)
-            metrics.run_files.labels(run_id=run.run_id).set(run.files)
+            run_series.set(
+                run.run_id,
+                best_sigma=best.significance if best else 0.0,
+                radiometer=run.radiometer_ratio,
+                files=run.files,
+                now=time.monotonic(),
+            )
         best_khz = None if best is None else round((best.frequency_hz - spectrum.f_lo) / 1e3, 2)
         if spectrum.revision:
             what = "Revised a file with a late chunk."
@@ -202,6 +207,11 @@ def register_agents(
     @app.timer(interval=LAG_SECONDS)
     async def export_lag() -> None:
         await guard.report_lag(metrics.lag)
+
+    @app.timer(interval=60.0)
+    async def forget_idle_runs() -> None:
+        for run_id in run_series.forget_idle(time.monotonic()):
+            log.info("Removed the metrics of an idle run.", run_id=run_id)
 
     @app.timer(interval=settings.close_check_seconds)
     async def close_stalled() -> None:

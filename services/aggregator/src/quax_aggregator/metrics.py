@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["AggregatorMetrics"]
+__all__ = ["AggregatorMetrics", "RunSeries"]
 
 
 class AggregatorMetrics:
@@ -95,3 +95,38 @@ class AggregatorMetrics:
             buckets=(1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5),
             registry=registry,
         )
+
+
+class RunSeries:
+    """The per-run gauges, removed once a run has been idle for ``idle_seconds``.
+
+    A weeks-long deployment sees many runs; a label set kept for each finished run would
+    grow the scrape (and Prometheus' series) without bound.
+    """
+
+    def __init__(self, metrics: AggregatorMetrics, *, idle_seconds: float) -> None:
+        self._metrics = metrics
+        self._idle = idle_seconds
+        self._updated: dict[str, float] = {}
+
+    def set(
+        self, run_id: str, *, best_sigma: float, radiometer: float, files: int, now: float
+    ) -> None:
+        """A run was updated: set its gauges."""
+        self._metrics.run_best_sigma.labels(run_id=run_id).set(best_sigma)
+        self._metrics.run_radiometer_ratio.labels(run_id=run_id).set(radiometer)
+        self._metrics.run_files.labels(run_id=run_id).set(files)
+        self._updated[run_id] = now
+
+    def forget_idle(self, now: float) -> list[str]:
+        """Remove the gauges of runs not updated for ``idle_seconds``; return those runs."""
+        idle = [run for run, updated in self._updated.items() if now - updated >= self._idle]
+        for run_id in idle:
+            for gauge in (
+                self._metrics.run_best_sigma,
+                self._metrics.run_radiometer_ratio,
+                self._metrics.run_files,
+            ):
+                gauge.remove(run_id)
+            del self._updated[run_id]
+        return idle

@@ -50,6 +50,11 @@ class AggregatorSettings(BaseSettings):
         "late chunks still merge (each emits a new revision); beyond it the oldest is "
         "forgotten and its late chunks are counted as dropped.",
     )
+    run_idle_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="A run not updated for this long loses its per-run metric series.",
+    )
     close_check_seconds: float = Field(
         5.0, gt=0, description="How often open files are checked against the timeout."
     )

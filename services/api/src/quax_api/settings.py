@@ -22,6 +22,12 @@ class ApiSettings(BaseSettings):
     recent_files: int = Field(
         240, ge=1, description="File spectra kept per run (for the file list and the waterfall)."
     )
+    max_runs: int = Field(
+        8,
+        ge=1,
+        description="Runs whose spectra are kept in memory (the most recently updated; ~18 MB "
+        "each); older runs are listed with their figures only.",
+    )
     restore_file_messages: int = Field(
         300,
         ge=0,

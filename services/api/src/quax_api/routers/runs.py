@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from quax_api import binary
 from quax_api.deps import StoreDep
-from quax_api.store import RunState
+from quax_api.store import RunHeadline, RunState
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 
 __all__ = ["router"]
@@ -46,6 +46,10 @@ class RunSummary(BaseModel):
     )
     awaiting_files: int = Field(description="Files closed incomplete that still take late chunks.")
     rejects: int = Field(description="Dead-letter records whose Kafka key names this run.")
+    kept: bool = Field(
+        description="Whether its spectra are in memory (the newest max_runs runs are); "
+        "of older runs only these figures are kept."
+    )
     first_daq_time: float | None
     last_daq_time: float | None
     last_file: int
@@ -86,9 +90,12 @@ class Waterfall(BaseModel):
 async def list_runs(store: StoreDep) -> list[RunSummary]:
     """Every run with a cumulative spectrum, newest update first."""
     summaries = [
-        _summary(state.run, rejects=store.rejects(run_id))
-        for run_id in store.run_ids()
-        if (state := store.state(run_id)) and state.run
+        _summary(
+            headline,
+            rejects=store.rejects(headline.run_id),
+            kept=not store.is_headline_only(headline.run_id),
+        )
+        for headline in store.headlines()
     ]
     return sorted(summaries, key=lambda s: -s.emitted_time)
 
@@ -210,14 +217,21 @@ async def waterfall(
 
 def _state(store: StoreDep, run_id: str) -> RunState:
     state = store.state(run_id)
+    if state is None and store.is_headline_only(run_id):
+        raise HTTPException(
+            404,
+            f"run {run_id!r} is older than the runs whose spectra are kept in memory "
+            "(QUAX_API_MAX_RUNS); its figures are in the run list",
+        )
     if state is None:
         raise HTTPException(404, f"unknown run {run_id!r}")
     return state
 
 
-def _summary(run: RunSpectrum, *, rejects: int) -> RunSummary:
+def _summary(run: RunHeadline, *, rejects: int, kept: bool) -> RunSummary:
     return RunSummary(
         run_id=run.run_id,
+        kept=kept,
         status="live" if time.time() - run.emitted_time < LIVE_SECONDS else "idle",
         files=run.files,
         incomplete_files=run.incomplete_files,

@@ -1406,7 +1406,8 @@ function renderSelector() {
   if (state.runId && !ids.includes(state.runId)) ids.push(state.runId);
   const labels = ids.map((id) => {
     const r = runs.find((s) => s.run_id === id);
-    return r ? `${id} · ${r.status}` : `${id} · not found`;
+    if (!r) return `${id} · not found`;
+    return r.kept === false ? `${id} · ${r.status} · figures only (older run)` : `${id} · ${r.status}`;
   });
   const key = labels.join("\n");
   if (select.dataset.key !== key) {
