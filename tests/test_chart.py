@@ -463,6 +463,15 @@ def test_settings_overrides_reach_the_service() -> None:
     assert settings.source == "watch"
 
 
+def test_list_settings_reach_the_service_as_json() -> None:
+    origins = ["https://grafana.lab.example:3000", "http://localhost:3000"]
+    rendered = render(
+        sets=tuple(f"api.settings.allowed_origins[{i}]={o}" for i, o in enumerate(origins))
+    )
+    env = rendered.env(service_container(rendered, "api"))
+    assert settings_from(ApiSettings, env).allowed_origins == origins
+
+
 # Topics ------------------------------------------------------------------------------------------
 
 

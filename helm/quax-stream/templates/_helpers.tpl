@@ -172,6 +172,9 @@ are written without an exponent (Helm reads every number as a float).
 {{- if and (kindIs "float64" $value) (eq $value (floor $value)) }}
 {{- $value = int64 $value }}
 {{- end }}
+{{- if or (kindIs "slice" $value) (kindIs "map" $value) }}
+{{- $value = toJson $value }}
+{{- end }}
 {{- $lines = append $lines (printf "%s%s: %s" $prefix (upper $field) ($value | toString | quote)) }}
 {{- end }}
 {{- end }}

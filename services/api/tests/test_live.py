@@ -60,6 +60,42 @@ def test_a_bad_runs_parameter_is_refused(app, runs):
     assert refused.value.code == 1008
 
 
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (None, True),  # not a browser
+        ("http://testserver", True),  # the API's own pages
+        ("https://grafana.lab.example:3000", True),  # configured
+        ("http://evil.example", False),
+        ("http://testserver.evil.example", False),
+        ("null", False),  # a sandboxed page or a file
+    ],
+)
+def test_pages_of_other_origins_cannot_open_the_feed(app, origin, allowed):
+    app.state.origins = frozenset({"https://grafana.lab.example:3000"})
+    headers = {} if origin is None else {"origin": origin}
+    with TestClient(app) as client:
+        if allowed:
+            with client.websocket_connect("/ws/v1/spectra", headers=headers) as socket:
+                assert socket.receive_json()["type"] == "hello"
+            return
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect("/ws/v1/spectra", headers=headers) as socket,
+        ):
+            socket.receive_json()
+    assert refused.value.code == 1008
+
+
+def test_any_origin_may_be_allowed(app):
+    app.state.origins = frozenset({"*"})
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/ws/v1/spectra", headers={"origin": "http://x.example"}) as s,
+    ):
+        assert s.receive_json()["type"] == "hello"
+
+
 def test_a_client_that_leaves_is_unsubscribed(app):
     with TestClient(app) as client:
         with client.websocket_connect("/ws/v1/spectra") as socket:

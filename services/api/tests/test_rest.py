@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from quax_api import binary
 from quax_api.main import create_app
+from quax_api.routers import runs as runs_router
 from quax_api.settings import ApiSettings
 
 N_FFT = 256
@@ -142,6 +143,18 @@ def test_bad_requests_get_a_clear_4xx(app, path, code, words):
         response = client.get(path)
     assert response.status_code == code, response.text
     assert words in json.dumps(response.json())
+
+
+def test_a_waterfall_of_too_many_cells_is_refused_with_what_to_ask_instead(app, monkeypatch):
+    monkeypatch.setattr(runs_router, "MAX_WATERFALL_CELLS", 3 * N_FFT)
+    with TestClient(app) as client:
+        too_many = client.get("/api/v1/runs/run-a/waterfall", params={"last": 4})
+        fewer = client.get("/api/v1/runs/run-a/waterfall", params={"last": 3})
+        coarser = client.get("/api/v1/runs/run-a/waterfall", params={"last": 5, "decimate": 2})
+    assert too_many.status_code == 422
+    assert "4 files of 256 columns are 1024 cells, more than 768" in too_many.json()["detail"]
+    assert (fewer.status_code, len(fewer.json()["rows"])) == (200, 3)
+    assert (coarser.status_code, len(coarser.json()["rows"][0])) == (200, N_FFT // 2)
 
 
 def test_probes_and_metrics():

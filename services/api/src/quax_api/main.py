@@ -50,6 +50,7 @@ def create_app(settings: ApiSettings, *, kafka: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.origins = frozenset(settings.allowed_origins)
     app.state.store = SpectrumStore(recent_files=settings.recent_files, max_runs=settings.max_runs)
     app.state.hub = Hub(maxsize=settings.client_queue)
     app.state.ready = asyncio.Event()

@@ -22,6 +22,11 @@ class ApiSettings(BaseSettings):
     recent_files: int = Field(
         240, ge=1, description="File spectra kept per run (for the file list and the waterfall)."
     )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (scheme://host:port) whose pages may open the WebSocket feed, "
+        "besides the API's own; ['*'] allows any. Clients without an Origin are not affected.",
+    )
     max_runs: int = Field(
         8,
         ge=1,

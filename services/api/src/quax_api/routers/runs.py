@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -176,10 +177,19 @@ async def get_file(
     return Response(binary.encode(header, arrays), media_type=binary.MEDIA_TYPE)
 
 
+#: Cells (files × columns) one waterfall response may hold: ~5 MB of JSON. The dashboard
+#: asks for 60 files of 768 columns (46,080).
+MAX_WATERFALL_CELLS = 250_000
+
+
 @router.get(
     "/{run_id}/waterfall",
     summary="Recent file spectra as rows",
-    responses={404: {"description": "Unknown run."}},
+    response_model=Waterfall,
+    responses={
+        404: {"description": "Unknown run."},
+        422: {"description": "Too many cells: ask for fewer files or decimate more."},
+    },
 )
 async def waterfall(
     run_id: RunId,
@@ -188,8 +198,12 @@ async def waterfall(
     decimate: Annotated[
         int, Query(ge=1, le=256, description="Average this many adjacent bins.")
     ] = 1,
-) -> Waterfall:
-    """Rows of mean PSD, oldest first; bins averaged in groups of ``decimate``."""
+) -> Response:
+    """Rows of mean PSD, oldest first; bins averaged in groups of ``decimate``.
+
+    At most MAX_WATERFALL_CELLS cells (files × columns); the rows are computed and encoded
+    off the event loop, so that large requests do not hold up the probes and the feed.
+    """
     state = _state(store, run_id)
     numbers = state.file_numbers()[-last:]
     spectra = [state.files[n] for n in numbers]
@@ -198,6 +212,19 @@ async def waterfall(
     n_fft = spectra[0].n_fft
     if decimate > n_fft:
         raise HTTPException(422, f"decimate {decimate} is larger than the {n_fft} bins")
+    cells = len(spectra) * (n_fft // decimate)
+    if cells > MAX_WATERFALL_CELLS:
+        raise HTTPException(
+            422,
+            f"{len(spectra)} files of {n_fft // decimate} columns are {cells} cells, more than "
+            f"{MAX_WATERFALL_CELLS}: ask for fewer files (last) or average more bins (decimate)",
+        )
+    body = await run_in_threadpool(_waterfall_json, run_id, spectra, decimate)
+    return Response(body, media_type="application/json")
+
+
+def _waterfall_json(run_id: str, spectra: list[FileSpectrum], decimate: int) -> bytes:
+    n_fft = spectra[0].n_fft
     usable = n_fft - n_fft % decimate
     rows = (
         np.array([s.mean[:usable] for s in spectra])
@@ -205,14 +232,15 @@ async def waterfall(
         .mean(axis=2)
     )
     frequency = spectra[0].frequency_hz[:usable].reshape(-1, decimate).mean(axis=1)
-    return Waterfall(
+    document = Waterfall(
         run_id=run_id,
-        file_numbers=numbers,
+        file_numbers=[s.file_number for s in spectra],
         daq_times=[s.daq_time for s in spectra],
         frequency_hz=frequency.tolist(),
         decimation=decimate,
         rows=[[_finite(v) for v in row] for row in rows.tolist()],
     )
+    return document.model_dump_json().encode()
 
 
 def _state(store: StoreDep, run_id: str) -> RunState:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import urlsplit
 
+import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from quax_api.hub import Hub
 
-__all__ = ["router"]
+__all__ = ["origin_allowed", "router"]
+
+log = structlog.get_logger("quax.api")
 
 router = APIRouter(tags=["live"])
 
@@ -25,6 +29,13 @@ async def spectra(websocket: WebSocket, runs: str | None = None) -> None:
     updates; before its next update it gets ``{"type": "dropped", "count": N}``, the total
     it has lost.
     """
+    origin = websocket.headers.get("origin")
+    if origin is not None and not origin_allowed(
+        origin, host=websocket.headers.get("host", ""), allowed=websocket.app.state.origins
+    ):
+        log.warning("Refused a WebSocket from another origin.", origin=origin[:200])
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="origin not allowed")
+        return
     wanted = None if runs is None else frozenset(r.strip() for r in runs.split(","))
     if wanted is not None and any(not r or len(r) > 255 for r in wanted):
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="bad runs parameter")
@@ -55,6 +66,20 @@ async def spectra(websocket: WebSocket, runs: str | None = None) -> None:
         pass
     finally:
         hub.unsubscribe(subscription)
+
+
+def origin_allowed(origin: str, *, host: str, allowed: frozenset[str]) -> bool:
+    """Whether a browser page from ``origin`` may read the feed.
+
+    Browsers send the page's origin with every WebSocket handshake and do not apply the
+    same-origin policy to it, so any web page a user opens could read the feed through
+    the user's browser. Pages of the API's own origin (its Host) and of the configured
+    origins are allowed; ``*`` allows any. Clients that are not browsers send no Origin.
+    """
+    if "*" in allowed or origin in allowed:
+        return True
+    own = urlsplit(origin)
+    return own.scheme in ("http", "https") and own.netloc == host
 
 
 async def _until_closed(websocket: WebSocket) -> None:
