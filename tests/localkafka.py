@@ -6,8 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from quaxspec.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = ROOT / "tools" / "kafka" / "kafka.sh"
@@ -22,11 +25,17 @@ def free_port() -> int:
 
 @dataclass
 class LocalKafka:
-    """A single-node broker run by tools/kafka/kafka.sh in its own folder and ports."""
+    """A single-node broker run by tools/kafka/kafka.sh in its own folder and ports.
+
+    ``client_env`` holds the QUAX_KAFKA_* security settings its clients need (empty for the
+    plaintext broker); ``broker_env`` what kafka.sh needs to secure it.
+    """
 
     directory: Path
     port: int
     controller_port: int
+    client_env: dict[str, str] = field(default_factory=dict)
+    broker_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -36,9 +45,20 @@ class LocalKafka:
     def pid(self) -> int:
         return int((self.directory / "kafka.pid").read_text())
 
+    @property
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments that connect an aiokafka client of a test to this broker."""
+        settings = KafkaSettings(
+            bootstrap_servers=self.bootstrap,
+            **{k.removeprefix("QUAX_KAFKA_").lower(): v for k, v in self.client_env.items()},
+        )
+        return settings.client_options()
+
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
+            **self.client_env,
+            **self.broker_env,
             "QUAX_KAFKA_DIR": str(self.directory),
             "QUAX_KAFKA_PORT": str(self.port),
             "QUAX_KAFKA_CONTROLLER_PORT": str(self.controller_port),
@@ -58,6 +78,7 @@ class LocalKafka:
             [sys.executable, str(ROOT / "tools" / "kafka" / "topics.py"),
              "--bootstrap", self.bootstrap, "--prefix", prefix],
             check=True, capture_output=True, text=True, timeout=120,
+            env={**os.environ, **self.client_env},
         )  # fmt: skip
 
     @classmethod

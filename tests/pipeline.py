@@ -51,6 +51,7 @@ class Pipeline:
         kafka.create_topics(self.prefix)
         self.env = {
             **os.environ,
+            **kafka.client_env,
             "QUAX_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
             "QUAX_KAFKA_TOPIC_PREFIX": self.prefix,
             "QUAX_KAFKA_SESSION_TIMEOUT_SECONDS": "6",
@@ -222,7 +223,7 @@ class Pipeline:
         topics = [self.prefix + spec.name for spec in (SPECTRA, RUNS, DEADLETTER)]
         consumer = AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=self.kafka.bootstrap,
+            **self.kafka.client_options,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -253,7 +254,7 @@ class Pipeline:
 
     async def _topic_records(self, spec: TopicSpec) -> list[tuple[bytes | None, bytes | None]]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.kafka.bootstrap,
+            **self.kafka.client_options,
             enable_auto_commit=False,
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,

@@ -10,6 +10,13 @@
 # Settings (environment): QUAX_KAFKA_DIR (storage, logs and pid; default <repo>/.kafka),
 # QUAX_KAFKA_PORT (client port, 9092), QUAX_KAFKA_CONTROLLER_PORT (9093),
 # QUAX_KAFKA_HEAP (JVM heap, 512m), PYTHON (interpreter with the project installed).
+#
+# QUAX_KAFKA_SASL_SSL_DIR: serve clients over TLS with SCRAM-SHA-512 users instead of
+# PLAINTEXT. The folder holds broker.pem (the broker's private key and certificate chain),
+# ca.pem (what clients trust) and users (one "name password" per line; the first user is
+# the broker's own, for its inter-broker connections); users are added when the storage
+# is formatted. A client then needs QUAX_KAFKA_SECURITY_PROTOCOL=SASL_SSL, a user and
+# password and QUAX_KAFKA_SSL_CAFILE=ca.pem (docs/security.md).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,17 +48,21 @@ running_pid() {
     kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
+secure="${QUAX_KAFKA_SASL_SSL_DIR:-}"
+listener=PLAINTEXT
+[[ -n "$secure" ]] && listener=SASL_SSL
+
 write_config() {
     mkdir -p "$dir/data" "$dir/logs"
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listener://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=$listener://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=$listener
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$listener:$listener
 log.dirs=$dir/data
 auto.create.topics.enable=false
 num.partitions=1
@@ -67,6 +78,28 @@ message.max.bytes=2097152
 replica.fetch.max.bytes=2097152
 log.retention.check.interval.ms=60000
 EOF
+    if [[ -n "$secure" ]]; then
+        local broker_user broker_password
+        read -r broker_user broker_password <"$secure/users"
+        cat >>"$dir/server.properties" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$broker_user" password="$broker_password";
+ssl.keystore.type=PEM
+ssl.keystore.location=$secure/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$secure/ca.pem
+EOF
+    fi
+}
+
+# --add-scram arguments of the storage format: one SCRAM-SHA-512 credential per user.
+scram_users() {
+    [[ -n "$secure" ]] || return 0
+    local user password
+    while read -r user password; do
+        [[ -n "$user" ]] && printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,password=%s]\n' "$user" "$password"
+    done <"$secure/users"
 }
 
 java_cmd=(java -Xms128m "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true
@@ -79,7 +112,9 @@ start() {
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         local cluster_id
         cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-        "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 \
+        local -a scram
+        mapfile -t scram < <(scram_users)
+        "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" >"$dir/logs/format.log" 2>&1 \
             || { say "formatting $dir/data failed:"; cat "$dir/logs/format.log" >&2; exit 1; }
     fi
     say "starting on 127.0.0.1:$port (storage $dir)"

@@ -1,4 +1,7 @@
-"""Create the project's Kafka topics (quaxspec.topics) on a broker; existing ones are kept."""
+"""Create the project's Kafka topics (quaxspec.topics) on a broker; existing ones are kept.
+
+Security settings (TLS, SASL) come from the environment as for every service (QUAX_KAFKA_*).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import typer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from quaxspec.settings import KafkaSettings
 from quaxspec.topics import ALL_TOPICS
 
 app = typer.Typer(add_completion=False)
@@ -16,7 +20,7 @@ app = typer.Typer(add_completion=False)
 
 async def create_topics(bootstrap: str, replication: int, prefix: str = "") -> list[str]:
     """Create every missing topic (names preceded by ``prefix``); return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**KafkaSettings(bootstrap_servers=bootstrap).client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

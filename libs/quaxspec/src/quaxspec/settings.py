@@ -1,11 +1,26 @@
-"""Settings shared by every service: where Kafka is and how topics are named."""
+"""Settings shared by every service: where Kafka is, how to reach it safely, how topics are named.
+
+Security: TLS (``SSL``, optionally mutual with a client certificate) and SASL (SCRAM-SHA-512
+by default) for every client — aiokafka's producers, consumers and admin clients through
+:meth:`KafkaSettings.client_options`, Faust's apps through :meth:`KafkaSettings.faust_credentials`.
+A password comes from the environment (``QUAX_KAFKA_SASL_PASSWORD``) or a file (a mounted
+Secret, ``QUAX_KAFKA_SASL_PASSWORD_FILE``); it is a secret type, so it is never printed or
+logged with the settings.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import ssl
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quaxspec.topics import MAX_MESSAGE_BYTES, TopicSpec
+
+if TYPE_CHECKING:
+    import faust
 
 __all__ = ["KafkaSettings", "LoggingSettings"]
 
@@ -34,6 +49,94 @@ class KafkaSettings(BaseSettings):
         gt=0,
         description="A consumer silent this long is dropped and its partitions reassigned.",
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="PLAINTEXT (development only), SSL (TLS, mutual with a client "
+        "certificate), SASL_SSL (TLS and a user and password) or SASL_PLAINTEXT.",
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism."
+    )
+    sasl_username: str | None = Field(None, description="SASL user.")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (or give sasl_password_file)."
+    )
+    sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (a mounted Secret)."
+    )
+    ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signed the brokers' certificates (default: system)."
+    )
+    ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Private key (PEM) of ssl_certfile.")
+
+    @model_validator(mode="after")
+    def _complete_security(self) -> Self:
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and not self.sasl_username:
+            raise ValueError(f"security protocol {self.security_protocol} needs sasl_username")
+        if sasl and self.sasl_password is None and self.sasl_password_file is None:
+            raise ValueError(
+                f"security protocol {self.security_protocol} needs sasl_password or "
+                "sasl_password_file"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether connections are encrypted."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def password(self) -> str | None:
+        """The SASL password, read from its file if one is given."""
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().strip()
+        return None if self.sasl_password is None else self.sasl_password.get_secret_value()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the clients (None without TLS)."""
+        if not self.uses_tls:
+            return None
+        context = ssl.create_default_context(
+            cafile=None if self.ssl_cafile is None else str(self.ssl_cafile)
+        )
+        if self.ssl_certfile is not None and self.ssl_keyfile is not None:
+            context.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile))
+        return context
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection and security keyword arguments of every aiokafka client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_tls:
+            options["ssl_context"] = self.ssl_context()
+        if self.security_protocol.startswith("SASL"):
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.sasl_username,
+                "sasl_plain_password": self.password(),
+            }
+        return options
+
+    def faust_credentials(self) -> faust.types.auth.CredentialsT | None:
+        """The same security for a Faust app (its ``broker_credentials``)."""
+        import faust  # only the Faust services have it
+
+        if self.security_protocol.startswith("SASL"):
+            # The protocol follows the context: SASL_SSL with one, SASL_PLAINTEXT without.
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.password(),
+                mechanism=self.sasl_mechanism,
+                ssl_context=self.ssl_context(),
+            )
+        if self.uses_tls:
+            return faust.SSLCredentials(self.ssl_context())
+        return None
 
     def topic(self, spec: TopicSpec) -> str:
         """The full name of a project topic."""

@@ -15,6 +15,7 @@ def create_app(settings: AggregatorSettings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=kafka.faust_broker,
+        broker_credentials=kafka.faust_credentials(),
         store=settings.store,
         datadir=str(settings.data_dir),
         web_enabled=False,

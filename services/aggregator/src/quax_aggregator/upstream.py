@@ -61,9 +61,9 @@ class UpstreamWatch:
 
     async def _connect(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         await self.close()
-        bootstrap = self._kafka.bootstrap_servers
-        admin = self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        options = self._kafka.client_options()
+        admin = self._admin = AIOKafkaAdminClient(**options)
+        consumer = self._consumer = AIOKafkaConsumer(**options, group_id=None)
         await admin.start()
         await consumer.start()
         return admin, consumer

@@ -59,7 +59,7 @@ async def follow(
     runs_topic, spectra_topic = kafka.topic(RUNS), kafka.topic(SPECTRA)
     dead_topic = kafka.topic(DEADLETTER)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **kafka.client_options(),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=kafka.max_message_bytes,
@@ -101,7 +101,7 @@ async def _restore_positions(
     topic); of the spectra only the tail is read.
     """
     topics = [*from_start, spectra_topic]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.kafka.client_options())
     await admin.start()
     try:
         described = await admin.describe_topics(topics)

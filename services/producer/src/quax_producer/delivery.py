@@ -179,7 +179,7 @@ class KafkaLink:
         if self._producer is None:
             kafka = self._settings.kafka
             producer = AIOKafkaProducer(
-                bootstrap_servers=kafka.bootstrap_servers,
+                **kafka.client_options(),
                 client_id="quax-producer",
                 acks="all",
                 enable_idempotence=True,
@@ -199,7 +199,7 @@ class KafkaLink:
     async def _check_topics(self) -> None:
         # Asked up front: the client would retry for its whole request timeout, logging an
         # error ten times a second, before saying that a topic is missing.
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka.bootstrap_servers)
+        admin = AIOKafkaAdminClient(**self._settings.kafka.client_options())
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -215,7 +215,7 @@ class KafkaLink:
     async def _read_progress_once(self) -> dict[str, RunProgress]:
         kafka = self._settings.kafka
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
+            **kafka.client_options(),
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=kafka.max_message_bytes,
