@@ -128,6 +128,8 @@ EXPECTED_KINDS = {
     "Ingress",
     "Job",
     "Kafka",
+    "KafkaUser",
+    "TriggerAuthentication",
     "KafkaNodePool",
     "KafkaTopic",
     "NetworkPolicy",
@@ -418,7 +420,8 @@ def bootstrap_servers(rendered: Rendered) -> str:
         (kafka,) = rendered.of_kind("Kafka")
         (listener,) = kafka["spec"]["kafka"]["listeners"]
         assert listener["type"] == "internal"
-        assert listener["tls"] is False
+        secured = listener.get("authentication") == {"type": "scram-sha-512"}
+        assert listener["tls"] is secured, "TLS and SCRAM go together"
         return f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
     return EXTERNAL_BOOTSTRAP
 
@@ -427,7 +430,7 @@ def test_bootstrap_servers_of_each_kafka_mode() -> None:
     expected = {
         "kafka-internal": "quax-kafka:9092",
         "kafka-external": EXTERNAL_BOOTSTRAP,
-        "kafka-strimzi": "quax-kafka-bootstrap:9092",
+        "kafka-strimzi": "quax-kafka-bootstrap:9093",
     }
     for name, servers in expected.items():
         common = scenario(name).get("ConfigMap", name_of("common"))
@@ -628,7 +631,7 @@ def test_prod_scales_workers_with_keda_on_strimzi() -> None:
     rendered = scenario("prod")
     (keda,) = rendered.of_kind("ScaledObject")
     assert keda["spec"]["triggers"][0]["metadata"]["bootstrapServers"] == (
-        "quax-kafka-bootstrap:9092"
+        "quax-kafka-bootstrap:9093"
     )
     assert "replicas" not in rendered.workload("fft-worker")["spec"]
 
@@ -954,3 +957,102 @@ def test_faust_changelogs_get_the_topics_replication(name: str, replication: int
         cls, _, _ = SERVICES[component]
         settings = settings_from(cls, rendered.env(service_container(rendered, component)))
         assert settings.kafka.replication_factor == replication
+
+
+# Kafka users (Strimzi) --------------------------------------------------------------------------
+
+#: What each component does on Kafka (read the services): topic → operations, group → ...
+NEEDED_ACLS = {
+    "producer": {
+        ("topic", "quax.raw", "literal"): {"Describe", "Write"},
+        ("topic", "quax.progress", "literal"): {"Describe", "Read", "Write"},
+    },
+    "fft-worker": {
+        ("topic", "quax.raw", "literal"): {"Describe", "Read"},
+        ("topic", "quax.partials", "literal"): {"Describe", "Write"},
+        ("topic", "quax.deadletter", "literal"): {"Describe", "Write"},
+        ("group", "quax-fft-worker", "literal"): {"Describe", "Read"},
+        ("topic", "quax-fft-worker", "prefix"): {
+            "Create", "Describe", "DescribeConfigs", "Read", "Write",
+        },
+    },
+    "aggregator": {
+        ("topic", "quax.partials", "literal"): {"Describe", "Read", "Write"},
+        ("topic", "quax.spectra", "literal"): {"Describe", "Write"},
+        ("topic", "quax.runs", "literal"): {"Describe", "Write"},
+        ("topic", "quax.deadletter", "literal"): {"Describe", "Write"},
+        ("group", "quax-aggregator", "literal"): {"Describe", "Read"},
+        ("topic", "quax-aggregator", "prefix"): {
+            "Create", "Describe", "DescribeConfigs", "Read", "Write",
+        },
+        # UpstreamWatch: the workers' lag on quax.raw pauses file timeouts.
+        ("topic", "quax.raw", "literal"): {"Describe"},
+        ("group", "quax-fft-worker", "literal"): {"Describe"},
+    },
+    "api": {
+        ("topic", "quax.spectra", "literal"): {"Describe", "Read"},
+        ("topic", "quax.runs", "literal"): {"Describe", "Read"},
+        ("topic", "quax.deadletter", "literal"): {"Describe", "Read"},
+    },
+}  # fmt: skip
+
+
+def test_strimzi_mode_gives_each_component_its_own_user_with_exactly_its_acls() -> None:
+    rendered = scenario("kafka-strimzi")
+    (kafka,) = rendered.of_kind("Kafka")
+    assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
+    assert "userOperator" in kafka["spec"]["entityOperator"]
+    users = {u["metadata"]["name"]: u for u in rendered.of_kind("KafkaUser")}
+    assert set(users) == {name_of(component) for component in NEEDED_ACLS}
+    for component, needed in NEEDED_ACLS.items():
+        spec = users[name_of(component)]["spec"]
+        assert spec["authentication"] == {"type": "scram-sha-512"}
+        granted = {
+            (a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"]): set(
+                a["operations"]
+            )
+            for a in spec["authorization"]["acls"]
+        }
+        assert granted == needed, component
+        assert len(spec["authorization"]["acls"]) == len(needed), "one rule per resource"
+
+        # The component connects as that user, over TLS, with the Secrets mounted.
+        workload = rendered.workload(component)
+        for container in containers(workload):
+            env = rendered.env(container)
+            assert env["QUAX_KAFKA_SASL_USERNAME"] == name_of(component)
+            assert env["QUAX_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts["/var/run/quax/kafka-user"] == "kafka-user"
+            assert env["QUAX_KAFKA_SASL_PASSWORD_FILE"].startswith("/var/run/quax/kafka-user/")
+            assert env["QUAX_KAFKA_SSL_CAFILE"].startswith("/var/run/quax/kafka-ca/")
+        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+        assert volumes["kafka-user"]["secret"]["secretName"] == name_of(component)
+        assert volumes["kafka-ca"]["secret"]["secretName"] == "quax-cluster-ca-cert"
+
+
+def test_strimzi_mode_without_authentication_is_the_plain_listener() -> None:
+    files, sets = SCENARIOS["kafka-strimzi"]
+    rendered = render(files, (*sets, "kafka.strimzi.authentication=none"))
+    assert rendered.of_kind("KafkaUser") == []
+    common = rendered.get("ConfigMap", name_of("common"))
+    assert common["data"]["QUAX_KAFKA_BOOTSTRAP_SERVERS"] == "quax-kafka-bootstrap:9092"
+    assert "QUAX_KAFKA_SECURITY_PROTOCOL" not in common["data"]
+
+
+def test_keda_reads_the_lag_as_the_workers_user_over_tls() -> None:
+    rendered = scenario("prod")
+    (scaled,) = rendered.of_kind("ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    assert (trigger["metadata"]["tls"], trigger["metadata"]["sasl"]) == ("enable", "scram_sha512")
+    (auth,) = rendered.of_kind("TriggerAuthentication")
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]}
+    assert refs == {
+        "password": (name_of("fft-worker"), "password"),
+        "ca": ("quax-cluster-ca-cert", "ca.crt"),
+    }
+    (username,) = auth["spec"]["env"]
+    worker = service_container(rendered, "fft-worker")
+    assert username["containerName"] == worker["name"]
+    assert rendered.env(worker)[username["name"]] == name_of("fft-worker")

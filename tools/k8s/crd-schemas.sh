@@ -34,6 +34,8 @@ rm -rf "$out/monitoring.coreos.com" "$out/keda.sh" "$out/kafka.strimzi.io"
     "$prometheus/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
     "$prometheus/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
     "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
+    "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
     "$STRIMZI_CRD_DIR/040-Crd-kafka.yaml" \
     "$STRIMZI_CRD_DIR/043-Crd-kafkatopic.yaml" \
+    "$STRIMZI_CRD_DIR/044-Crd-kafkauser.yaml" \
     "$STRIMZI_CRD_DIR/045-Crd-kafkanodepool.yaml"

@@ -93,6 +93,8 @@ Kafka bootstrap servers of the chosen mode.
 {{- printf "%s:9092" (include "quax-stream.componentName" (dict "root" . "component" "kafka")) }}
 {{- else if eq $kafka.mode "external" }}
 {{- required "kafka.external.bootstrapServers is required when kafka.mode is external (host:port of the brokers, comma-separated)" $kafka.external.bootstrapServers }}
+{{- else if and (eq $kafka.mode "strimzi") (include "quax-stream.kafka.authenticated" .) }}
+{{- printf "%s-kafka-bootstrap:9093" (include "quax-stream.kafka.strimziCluster" .) }}
 {{- else if eq $kafka.mode "strimzi" }}
 {{- printf "%s-kafka-bootstrap:9092" (include "quax-stream.kafka.strimziCluster" .) }}
 {{- else }}
@@ -157,6 +159,55 @@ envFrom:
       name: {{ include "quax-stream.componentName" (dict "root" .root "component" "common") }}
   - configMapRef:
       name: {{ include "quax-stream.componentName" (dict "root" .root "component" .component) }}
+{{- if include "quax-stream.kafka.authenticated" .root }}
+env:
+  # The component's own Kafka user (a Strimzi KafkaUser of the same name).
+  - name: QUAX_KAFKA_SASL_USERNAME
+    value: {{ include "quax-stream.componentName" (dict "root" .root "component" .component) }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when clients authenticate to Kafka (Strimzi mode with SCRAM users), else empty.
+*/}}
+{{- define "quax-stream.kafka.authenticated" -}}
+{{- if and (eq .Values.kafka.mode "strimzi") (eq .Values.kafka.strimzi.authentication "scram-sha-512") -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+Mounts of a Kafka client container: its user's password and the cluster CA (list items).
+*/}}
+{{- define "quax-stream.kafka.authMounts" -}}
+{{- if include "quax-stream.kafka.authenticated" .root }}
+- name: kafka-user
+  mountPath: /var/run/quax/kafka-user
+  readOnly: true
+- name: kafka-ca
+  mountPath: /var/run/quax/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+Volumes of a Kafka client pod: the Secrets Strimzi makes for its KafkaUser and cluster CA.
+*/}}
+{{- define "quax-stream.kafka.authVolumes" -}}
+{{- if include "quax-stream.kafka.authenticated" .root }}
+- name: kafka-user
+  secret:
+    secretName: {{ include "quax-stream.componentName" (dict "root" .root "component" .component) }}
+    items:
+      - key: password
+        path: password
+- name: kafka-ca
+  secret:
+    secretName: {{ include "quax-stream.kafka.strimziCluster" .root }}-cluster-ca-cert
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
 {{- end }}
 
 {{/*
@@ -203,7 +254,7 @@ initContainers:
         kafka = KafkaSettings()
         wanted = {kafka.topic(spec) for spec in ALL_TOPICS}
         async def missing():
-            admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+            admin = AIOKafkaAdminClient(**kafka.client_options())
             await admin.start()
             try:
                 return sorted(wanted - set(await admin.list_topics()))
@@ -232,6 +283,7 @@ initContainers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
+      {{- include "quax-stream.kafka.authMounts" . | nindent 6 }}
 {{- end }}
 {{- end }}
 

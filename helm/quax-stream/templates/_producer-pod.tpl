@@ -55,10 +55,12 @@ containers:
         subPath: {{ . }}
         {{- end }}
       {{- end }}
+      {{- include "quax-stream.kafka.authMounts" $ctx | nindent 6 }}
 volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 256Mi
+  {{- include "quax-stream.kafka.authVolumes" $ctx | nindent 2 }}
   {{- if ne $values.source "synthetic" }}
   - name: daq
     {{- if $values.data.existingClaim }}
