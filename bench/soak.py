@@ -140,7 +140,8 @@ def main(
         "|---|---:|---:|---:|---:|",
         *(_row(n, rss) for n in processes),
         "",
-        "The producer ends with its replay; its last reading is the middle one.",
+        "The producer ends with its replay; its last reading is the middle one. The broker is "
+        "a JVM filling its heap toward its fixed bound (-Xmx 512 MiB, tools/kafka/kafka.sh).",
     ]
     table = "\n".join(lines)
     typer.echo(table)
