@@ -8,11 +8,19 @@ offset and the first bytes are what an operator needs. The original length is a 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-__all__ = ["MAX_PAYLOAD_BYTES", "REASON_HEADER", "dead_letter", "deadletter_headers"]
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "REASON_HEADER",
+    "Send",
+    "Source",
+    "dead_letter",
+    "deadletter_headers",
+]
 
 log = structlog.get_logger("quax.deadletter")
 
@@ -28,6 +36,19 @@ SERVICE_HEADER = "quax-service"
 SOURCE_HEADER = "quax-source"
 
 
+#: A topic's send: ``await send(key=…, value=…, headers=…)`` (a Faust topic's, or a test's).
+Send = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a record came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 def deadletter_headers(
     *, reason: str, service: str, topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:
@@ -40,7 +61,7 @@ def deadletter_headers(
 
 
 async def dead_letter(
-    send: Callable[..., Awaitable[Any]],
+    send: Send,
     *,
     key: bytes | None,
     value: bytes | None,

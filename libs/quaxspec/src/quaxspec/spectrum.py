@@ -88,7 +88,7 @@ class SpectrumKernel:
             plan.execute()
             finite = _moments(plan.output_array, self._scale, mean, m2)
         if not finite:
-            raise NonFiniteSamplesError(f"{k} slices hold NaN or infinite samples")
+            raise NonFiniteSamplesError(f"a chunk of {k} slices holds NaN or infinite samples")
         return Moments(np.int64(k), mean, m2)
 
     def warm(self, batches: Iterable[int]) -> None:

@@ -1,27 +1,22 @@
-"""The FFT agent: raw chunk → spectrum kernel → partial statistics keyed by run."""
+"""The FFT worker's Faust wiring: raw chunks feed quax_fft_worker.handling."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import faust
-import structlog
 from faust.types import TP
 
+from quax_fft_worker.handling import ChunkHandler, Outputs
 from quax_fft_worker.metrics import WorkerMetrics
 from quax_fft_worker.settings import FftWorkerSettings
 from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, DEFAULT_N_SAMPLES, DEFAULT_SLICES_PER_CHUNK
-from quaxspec.deadletter import dead_letter
-from quaxspec.limits import MessageTooLargeError, ensure_fits
-from quaxspec.messages import MessageDecodeError, Partial, RawChunk, SkippedChunk
+from quaxspec.deadletter import Source
 from quaxspec.offsets import OffsetGuard, OffsetLedger
-from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
+from quaxspec.spectrum import SpectrumKernel
 from quaxspec.topics import DEADLETTER, PARTIALS, RAW
 
 __all__ = ["register_agents"]
-
-log = structlog.get_logger("quax.fft-worker")
 
 #: How often the consumer lag is measured (seconds).
 LAG_SECONDS = 5.0
@@ -59,7 +54,12 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
     partials = app.topic(kafka.topic(PARTIALS), key_serializer="raw", value_serializer="raw")
     dead = app.topic(kafka.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
     kernels = _Kernels(settings)
-    max_bytes = kafka.max_message_bytes
+    handler = ChunkHandler(
+        kernels=kernels,
+        outputs=Outputs(partials=partials.send, dead=dead.send),
+        metrics=metrics,
+        max_message_bytes=kafka.max_message_bytes,
+    )
     if settings.warm_up:
         kernels(DEFAULT_N_FFT, DEFAULT_FS).warm(_DEFAULT_BATCHES)
 
@@ -82,59 +82,11 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
     @app.agent(raw, concurrency=1)
     async def transform(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            if await guard.admit(event.message):
-                await handle(event)
-                guard.handled(event.message)
-
-    async def handle(event: faust.EventT[bytes]) -> None:
-        """Transform one raw chunk into a partial, or dead-letter it with the reason.
-
-        Whatever goes wrong with one record (it does not decode, its samples are not
-        finite, its partial would not fit a message, or anything unforeseen) sends it to
-        the dead-letter topic once and the stream goes on; sending to Kafka is not guarded
-        (a broker problem is not the record's fault).
-        """
-        message = event.message
-        chunk = None
-        try:
-            chunk = RawChunk.from_bytes(event.value)
-            started = time.perf_counter()
-            moments = kernels(chunk.n_fft, chunk.fs).moments(chunk.i, chunk.q)
-            metrics.kernel_seconds.observe(time.perf_counter() - started)
-            partial = ensure_fits(
-                Partial.of_chunk(chunk, moments).to_bytes(),
-                limit=max_bytes,
-                what=f"the partial of file {chunk.file_number} chunk {chunk.first_slice}",
-            )
-        except Exception as error:
-            if isinstance(error, MessageDecodeError):
-                reason, why = "undecodable", str(error)
-            elif isinstance(error, NonFiniteSamplesError):
-                reason, why = "non-finite", str(error)
-            elif isinstance(error, MessageTooLargeError):
-                reason, why = "too-large", str(error)
-            else:
-                reason, why = "error", f"{type(error).__name__}: {error}"
-                log.exception("A raw chunk could not be transformed.", error=why)
-            metrics.rejects.labels(reason=reason).inc()
-            await dead_letter(
-                dead.send,
-                key=event.key,
-                value=event.value,
-                reason=why,
-                service="fft-worker",
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            )
-            if chunk is not None:  # tell the aggregator these slices will not come
-                notice = SkippedChunk.of_chunk(chunk)
-                await partials.send(key=chunk.run_id.encode(), value=notice.to_bytes())
-            return
-        await partials.send(key=chunk.run_id.encode(), value=partial)
-        metrics.chunks.inc()
-        metrics.slices.inc(chunk.n_slices)
-        metrics.input_bytes.inc(chunk.i.nbytes + chunk.q.nbytes)
+            message = event.message
+            if await guard.admit(message):
+                source = Source(message.topic, message.partition, message.offset)
+                await handler.handle(event.key, event.value, source)
+                guard.handled(message)
 
     @app.timer(interval=LAG_SECONDS)
     async def export_lag() -> None:
