@@ -53,6 +53,7 @@ LIVE_QUIET = {
     "QuaxConsumerLagHigh",
     "QuaxConsumerLagGrowing",
     "QuaxRecordsLost",
+    "QuaxLateChunksDropped",
     "QuaxBadDaqPairs",
     "QuaxRadiometerOutOfBand",
 }

@@ -295,6 +295,60 @@ def test_a_file_that_stops_receiving_chunks_is_closed_incomplete_and_counted(pip
     check_run(run, [slice_spectra(r.i, r.q) for r in records])
 
 
+def test_chunks_cut_another_way_are_refused_or_counted_once_never_twice(pipeline):
+    """A file sent in chunks of 32 slices up to slice 160, then whole in chunks of 24 (as a
+    producer restarted with another chunk size would): chunks inside what the file has are
+    repeats, the one straddling slice 160 is refused, the rest are new."""
+    record = synthetic(9).record(0)
+    total = SAMPLES // N_FFT
+    first = [(a, a + 32) for a in range(0, 160, 32)]
+    second = [(a, min(a + 24, total)) for a in range(0, total, 24)]
+    asyncio.run(_send_cut(pipeline, "run-recut", record, first))
+    time.sleep(5)  # the first cut is merged before the second comes
+    asyncio.run(_send_cut(pipeline, "run-recut", record, second))
+    outputs = pipeline.collect({"run-recut": 1}, timeout=60)
+
+    (spectrum,) = outputs.run_files("run-recut").values()
+    counted = np.r_[0:160, 168:total]  # [144, 168) straddles 160: refused
+    assert (spectrum.count, spectrum.expected_count) == (len(counted), total)
+    usable = slice_spectra(record.i, record.q)[counted]
+    np.testing.assert_allclose(spectrum.mean, usable.mean(axis=0), rtol=1e-5)
+    std = usable.std(axis=0, ddof=1)
+    np.testing.assert_allclose(spectrum.std, std, rtol=1e-4)
+    run = outputs.runs["run-recut"]
+    assert (run.slices, run.duplicates) == (len(counted), 6)  # [0, 24) … [120, 144)
+    refused = [
+        h["quax-reason"].decode()
+        for v, h in outputs.deadletters
+        if b"run-recut" in (v or b"")[:120]  # the partial's run id follows its header
+    ]
+    assert refused == [
+        "chunk of slices 144–167 overlaps slices file 0 already has (0–159); "
+        "it is neither new nor a repeat"
+    ]
+
+
+async def _send_cut(
+    pipeline: Pipeline, run_id: str, record: DaqRecord, cut: list[tuple[int, int]]
+) -> None:
+    """Send one file's slices in the given chunks straight to the raw topic."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=pipeline.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
+    )
+    await producer.start()
+    try:
+        total = SAMPLES // N_FFT
+        for first, stop in cut:
+            i, q = record.slices(N_FFT, first, stop)
+            chunk = RawChunk(
+                run_id=run_id, file_number=record.number, first_slice=first,
+                total_slices=total, n_fft=N_FFT, fs=FS, f_lo=0.0, daq_time=time.time(), i=i, q=q,
+            )  # fmt: skip
+            await producer.send_and_wait(pipeline.prefix + RAW.name, chunk.to_bytes())
+    finally:
+        await producer.stop()
+
+
 async def _send_chunks(
     pipeline: Pipeline,
     run_id: str,

@@ -55,6 +55,14 @@ def test_invalid_settings_exit_with_status_2(captured):
     assert captured == []
 
 
+def test_a_run_whose_messages_cannot_fit_is_refused_before_anything_starts(captured):
+    result = CliRunner().invoke(app, ["run", "--source", "synthetic", "--n-fft", "20000"])
+    assert result.exit_code == 2
+    assert captured == []  # nothing ran
+    assert "run spectra of up to" in result.output
+    assert "the largest n_fft whose partials and spectra fit is 12860" in result.output
+
+
 def test_generate_still_writes_pairs(tmp_path):
     result = CliRunner().invoke(
         app, ["generate", str(tmp_path), "--files", "2", "--samples", "1000"]
