@@ -322,10 +322,10 @@ def test_chunks_cut_another_way_are_refused_or_counted_once_never_twice(pipeline
         for v, h in outputs.deadletters
         if b"run-recut" in (v or b"")[:120]  # the partial's run id follows its header
     ]
-    assert refused == [
-        "chunk of slices 144–167 overlaps slices file 0 already has (0–159); "
-        "it is neither new nor a repeat"
-    ]
+    # What else the file held by then depends on the order the workers' partials came in.
+    (reason,) = refused
+    assert reason.startswith("chunk of slices 144–167 overlaps slices file 0 already has (0–159")
+    assert reason.endswith("it is neither new nor a repeat")
 
 
 async def _send_cut(
