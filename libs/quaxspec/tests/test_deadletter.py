@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from quaxspec.deadletter import MAX_PAYLOAD_BYTES, dead_letter
+from quaxspec.deadletter import MAX_PAYLOAD_BYTES, Source, dead_letter, reason_of
 
 
 def _sent(value: bytes | None, reason: str = "bad") -> dict[str, Any]:
@@ -23,9 +23,7 @@ def _sent(value: bytes | None, reason: str = "bad") -> dict[str, Any]:
             value=value,
             reason=reason,
             service="fft-worker",
-            topic="quax.raw",
-            partition=3,
-            offset=42,
+            source=Source("quax.raw", 3, 42),
         )
     )
     return sent
@@ -50,3 +48,23 @@ def test_a_tombstone_stays_one_and_a_long_reason_is_cut() -> None:
     assert sent["value"] is None
     assert "quax-original-bytes" not in headers
     assert headers["quax-reason"] == b"x" * 2000
+
+
+class TooLargeError(ValueError):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (TooLargeError("big"), ("too-large", "big")),  # the more specific type, listed first
+        (ValueError("odd"), ("inconsistent", "odd")),
+        (MemoryError("cannot plan"), ("error", "MemoryError: cannot plan")),
+        (KeyError("x"), ("error", "KeyError: 'x'")),
+    ],
+)
+def test_expected_failures_get_their_label_and_others_their_type(
+    error: Exception, expected: tuple[str, str]
+) -> None:
+    known = [(TooLargeError, "too-large"), (ValueError, "inconsistent")]
+    assert reason_of(error, known) == expected

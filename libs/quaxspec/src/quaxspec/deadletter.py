@@ -7,7 +7,7 @@ offset and the first bytes are what an operator needs. The original length is a 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "Source",
     "dead_letter",
     "deadletter_headers",
+    "reason_of",
 ]
 
 log = structlog.get_logger("quax.deadletter")
@@ -48,15 +49,28 @@ class Source:
     partition: int
     offset: int
 
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
 
-def deadletter_headers(
-    *, reason: str, service: str, topic: str, partition: int, offset: int
-) -> list[tuple[str, bytes]]:
+
+def reason_of(error: Exception, known: Sequence[tuple[type[Exception], str]]) -> tuple[str, str]:
+    """The metric label and the dead-letter reason of a record's failure.
+
+    ``known`` maps the exception types a service expects (most specific first) to labels,
+    their message being the reason; anything else is ``error``, with the exception's type.
+    """
+    for kind, label in known:
+        if isinstance(error, kind):
+            return label, str(error)
+    return "error", f"{type(error).__name__}: {error}"
+
+
+def deadletter_headers(*, reason: str, service: str, source: Source) -> list[tuple[str, bytes]]:
     """Headers that say why a record was rejected, by whom, and where it came from."""
     return [
         (REASON_HEADER, reason.encode()),
         (SERVICE_HEADER, service.encode()),
-        (SOURCE_HEADER, f"{topic}/{partition}/{offset}".encode()),
+        (SOURCE_HEADER, str(source).encode()),
     ]
 
 
@@ -67,24 +81,16 @@ async def dead_letter(
     value: bytes | None,
     reason: str,
     service: str,
-    topic: str,
-    partition: int,
-    offset: int,
+    source: Source,
 ) -> None:
     """Log why a record is rejected and send it (its first MAX_PAYLOAD_BYTES) with ``send``."""
     log.warning(
         "Sent a record to the dead-letter topic.",
         reason=reason,
         service=service,
-        source=f"{topic}/{partition}/{offset}",
+        source=str(source),
     )
-    headers = deadletter_headers(
-        reason=reason[:MAX_REASON_CHARS],
-        service=service,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-    )
+    headers = deadletter_headers(reason=reason[:MAX_REASON_CHARS], service=service, source=source)
     if value is not None:
         headers.append((LENGTH_HEADER, str(len(value)).encode()))
         value = value[:MAX_PAYLOAD_BYTES]

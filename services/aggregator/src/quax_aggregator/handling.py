@@ -19,7 +19,7 @@ import structlog
 from quax_aggregator.metrics import AggregatorMetrics, RunSeries
 from quax_aggregator.tables import Tables, file_key
 from quaxspec.analysis import AnalysisConfig
-from quaxspec.deadletter import Send, Source, dead_letter
+from quaxspec.deadletter import Send, Source, dead_letter, reason_of
 from quaxspec.limits import MessageTooLargeError, ensure_fits
 from quaxspec.merging import Step, apply_close, apply_partial
 from quaxspec.messages import (
@@ -210,27 +210,22 @@ class PartialHandler:
     async def _reject(
         self, key: bytes | None, value: bytes | None, source: Source, error: Exception
     ) -> None:
-        why = str(error)
-        if isinstance(error, MessageDecodeError):
-            reason = "undecodable"
-        elif isinstance(error, MessageTooLargeError):
-            reason = "too-large"
-        elif isinstance(error, ValueError):
-            reason = "inconsistent"
-        else:
-            reason, why = "error", f"{type(error).__name__}: {error}"
+        # MessageTooLargeError is a ValueError: it is named first.
+        reason, why = reason_of(
+            error,
+            [
+                (MessageDecodeError, "undecodable"),
+                (MessageTooLargeError, "too-large"),
+                (ValueError, "inconsistent"),
+            ],
+        )
+        if reason == "error":
             log.exception("A partial could not be merged.", error=why)
         self._metrics.rejects.labels(reason=reason).inc()
         await dead_letter(
-            self._outputs.dead,
-            key=key,
-            value=value,
-            reason=why,
-            service="aggregator",
-            topic=source.topic,
-            partition=source.partition,
-            offset=source.offset,
-        )
+            self._outputs.dead, key=key, value=value, reason=why, service="aggregator",
+            source=source,
+        )  # fmt: skip
 
 
 class StalledFiles:

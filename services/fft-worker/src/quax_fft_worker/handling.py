@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from quax_fft_worker.metrics import WorkerMetrics
-from quaxspec.deadletter import Send, Source, dead_letter
+from quaxspec.deadletter import Send, Source, dead_letter, reason_of
 from quaxspec.limits import MessageTooLargeError, ensure_fits
 from quaxspec.messages import MessageDecodeError, Partial, RawChunk, SkippedChunk
 from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
@@ -87,26 +87,21 @@ class ChunkHandler:
         error: Exception,
         chunk: RawChunk | None,
     ) -> None:
-        if isinstance(error, MessageDecodeError):
-            reason, why = "undecodable", str(error)
-        elif isinstance(error, NonFiniteSamplesError):
-            reason, why = "non-finite", str(error)
-        elif isinstance(error, MessageTooLargeError):
-            reason, why = "too-large", str(error)
-        else:
-            reason, why = "error", f"{type(error).__name__}: {error}"
+        reason, why = reason_of(
+            error,
+            [
+                (MessageDecodeError, "undecodable"),
+                (NonFiniteSamplesError, "non-finite"),
+                (MessageTooLargeError, "too-large"),
+            ],
+        )
+        if reason == "error":
             log.exception("A raw chunk could not be transformed.", error=why)
         self._metrics.rejects.labels(reason=reason).inc()
         await dead_letter(
-            self._outputs.dead,
-            key=key,
-            value=value,
-            reason=why,
-            service="fft-worker",
-            topic=source.topic,
-            partition=source.partition,
-            offset=source.offset,
-        )
+            self._outputs.dead, key=key, value=value, reason=why, service="fft-worker",
+            source=source,
+        )  # fmt: skip
         if chunk is not None:  # tell the aggregator these slices will not come
             notice = SkippedChunk.of_chunk(chunk)
             await self._outputs.partials(key=chunk.run_id.encode(), value=notice.to_bytes())
