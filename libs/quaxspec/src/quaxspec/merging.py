@@ -111,15 +111,7 @@ def _late(
     kept = None if file.finished else file
     if isinstance(message, SkippedChunk):
         return Step(file=kept, run=run, late=True)  # the spectrum is unchanged
-    file_spectrum, run_spectrum = _spectra(file, run, now=now, config=config)
-    file.revision += 1
-    return Step(
-        file=kept,
-        run=run,
-        file_spectrum=file_spectrum,
-        run_spectrum=run_spectrum,
-        late=True,
-    )
+    return _emitting(file, run, kept=kept, now=now, config=config, late=True)
 
 
 def _close(
@@ -139,7 +131,39 @@ def _close(
         file.closed = True
         forget = tuple(run.await_late(file.file_number, keep=late_files))
         kept = None if file.file_number in forget else file
-    file_spectrum, run_spectrum = _spectra(file, run, now=now, config=config)
+    return _emitting(
+        file,
+        run,
+        kept=kept,
+        now=now,
+        config=config,
+        duplicate=duplicate,
+        forget=tuple(n for n in forget if n != file.file_number),
+    )
+
+
+def _emitting(
+    file: FileAccumulator,
+    run: RunAccumulator,
+    *,
+    kept: FileAccumulator | None,
+    now: float,
+    config: AnalysisConfig,
+    duplicate: bool = False,
+    late: bool = False,
+    forget: tuple[int, ...] = (),
+) -> Step:
+    """The step that emits ``file`` (as its next revision) and the run it changed."""
+    file_spectrum = FileSpectrum.of(file, emitted_time=now)
+    run_spectrum = None
+    if run.moments.n > 0:  # a run whose files were all skipped has nothing to analyse yet
+        analysis = analyse(
+            run.moments.mean,
+            int(run.moments.n),
+            frequency=file_spectrum.frequency_hz,
+            config=config,
+        )
+        run_spectrum = RunSpectrum.of(run, analysis, config=config, emitted_time=now)
     file.revision += 1
     return Step(
         file=kept,
@@ -147,17 +171,6 @@ def _close(
         file_spectrum=file_spectrum,
         run_spectrum=run_spectrum,
         duplicate=duplicate,
-        forget=tuple(n for n in forget if n != file.file_number),
+        late=late,
+        forget=forget,
     )
-
-
-def _spectra(
-    file: FileAccumulator, run: RunAccumulator, *, now: float, config: AnalysisConfig
-) -> tuple[FileSpectrum, RunSpectrum | None]:
-    spectrum = FileSpectrum.of(file, emitted_time=now)
-    if run.moments.n == 0:  # a run whose files were all skipped has nothing to analyse yet
-        return spectrum, None
-    analysis = analyse(
-        run.moments.mean, int(run.moments.n), frequency=spectrum.frequency_hz, config=config
-    )
-    return spectrum, RunSpectrum.of(run, analysis, config=config, emitted_time=now)
