@@ -175,12 +175,7 @@ def test_bad_input_is_reported_and_every_good_file_stays_exact(pipeline, tmp_pat
 
 
 async def _send_garbage(pipeline: Pipeline) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=pipeline.kafka.bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(pipeline.prefix + RAW.name, b"not a chunk at all", key=b"?")
-    finally:
-        await producer.stop()
+    await _send_raw(pipeline, [(b"?", b"not a chunk at all")])
 
 
 def test_a_record_that_fails_each_agent_is_dead_lettered_once_and_the_stream_goes_on(pipeline):
@@ -193,19 +188,7 @@ def test_a_record_that_fails_each_agent_is_dead_lettered_once_and_the_stream_goe
         fs=FS, f_lo=0.0, daq_time=time.time(), i=samples, q=samples,
     )  # fmt: skip
 
-    async def send() -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=pipeline.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
-        )
-        await producer.start()
-        try:
-            await producer.send_and_wait(
-                pipeline.prefix + RAW.name, chunk.to_bytes(), key=b"run-poison/00000"
-            )
-        finally:
-            await producer.stop()
-
-    asyncio.run(send())
+    asyncio.run(_send_raw(pipeline, [(b"run-poison/00000", chunk.to_bytes())]))
     pipeline.produce("producer-after-poison", *producer_options("run-after-poison", 13, files=2))
 
     def poison_letters(outputs: Outputs) -> list[tuple[bytes, dict[str, bytes]]]:
@@ -264,7 +247,8 @@ def test_watched_directory_takes_pairs_only_once_complete(pipeline, tmp_path):
 def test_a_file_that_stops_receiving_chunks_is_closed_incomplete_and_counted(pipeline):
     daq = synthetic(6)
     records = [daq.record(n) for n in range(2)]
-    asyncio.run(_send_chunks(pipeline, "run-stall", records, missing=(1, 64)))
+    asyncio.run(_send_cut(pipeline, "run-stall", records[0], _whole()))
+    asyncio.run(_send_cut(pipeline, "run-stall", records[1], [c for c in _whole() if c[0] != 64]))
 
     started = time.monotonic()
     outputs = pipeline.collect({"run-stall": 2}, timeout=60)
@@ -284,7 +268,7 @@ def test_a_file_that_stops_receiving_chunks_is_closed_incomplete_and_counted(pip
     assert "Closing a file that stopped receiving chunks." in pipeline.log("aggregator")
 
     # The missing chunk comes late: the file is emitted again, complete, and the run has it.
-    asyncio.run(_send_chunks(pipeline, "run-stall", [records[1]], only=(1, 64)))
+    asyncio.run(_send_cut(pipeline, "run-stall", records[1], [(64, 96)]))
     outputs = pipeline.collect({"run-stall": 2}, timeout=60, complete=True)
     revised = outputs.run_files("run-stall")[1]
     assert (revised.revision, revised.late_chunks) == (1, 1)
@@ -301,8 +285,8 @@ def test_chunks_cut_another_way_are_refused_or_counted_once_never_twice(pipeline
     repeats, the one straddling slice 160 is refused, the rest are new."""
     record = synthetic(9).record(0)
     total = SAMPLES // N_FFT
-    first = [(a, a + 32) for a in range(0, 160, 32)]
-    second = [(a, min(a + 24, total)) for a in range(0, total, 24)]
+    first = _whole()[:5]  # slices 0–159
+    second = _whole(size=24)
     asyncio.run(_send_cut(pipeline, "run-recut", record, first))
     time.sleep(5)  # the first cut is merged before the second comes
     asyncio.run(_send_cut(pipeline, "run-recut", record, second))
@@ -328,53 +312,36 @@ def test_chunks_cut_another_way_are_refused_or_counted_once_never_twice(pipeline
     assert reason.endswith("it is neither new nor a repeat")
 
 
+def _whole(total: int = SAMPLES // N_FFT, size: int = 32) -> list[tuple[int, int]]:
+    """A file's slices in chunks of ``size`` (the last one shorter)."""
+    return [(first, min(first + size, total)) for first in range(0, total, size)]
+
+
 async def _send_cut(
     pipeline: Pipeline, run_id: str, record: DaqRecord, cut: list[tuple[int, int]]
 ) -> None:
     """Send one file's slices in the given chunks straight to the raw topic."""
+    await _send_raw(pipeline, [(None, _chunk(run_id, record, *span).to_bytes()) for span in cut])
+
+
+def _chunk(run_id: str, record: DaqRecord, first: int, stop: int) -> RawChunk:
+    i, q = record.slices(N_FFT, first, stop)
+    return RawChunk(
+        run_id=run_id, file_number=record.number, first_slice=first,
+        total_slices=SAMPLES // N_FFT, n_fft=N_FFT, fs=FS, f_lo=0.0, daq_time=time.time(),
+        i=i, q=q,
+    )  # fmt: skip
+
+
+async def _send_raw(pipeline: Pipeline, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Send (key, value) records straight to the pipeline's raw topic, one by one."""
     producer = AIOKafkaProducer(
         bootstrap_servers=pipeline.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
     )
     await producer.start()
     try:
-        total = SAMPLES // N_FFT
-        for first, stop in cut:
-            i, q = record.slices(N_FFT, first, stop)
-            chunk = RawChunk(
-                run_id=run_id, file_number=record.number, first_slice=first,
-                total_slices=total, n_fft=N_FFT, fs=FS, f_lo=0.0, daq_time=time.time(), i=i, q=q,
-            )  # fmt: skip
-            await producer.send_and_wait(pipeline.prefix + RAW.name, chunk.to_bytes())
-    finally:
-        await producer.stop()
-
-
-async def _send_chunks(
-    pipeline: Pipeline,
-    run_id: str,
-    records: list[DaqRecord],
-    *,
-    missing: tuple[int, int] | None = None,
-    only: tuple[int, int] | None = None,
-) -> None:
-    """Send the files' chunks of 32 slices straight to the raw topic: all but one, or one."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=pipeline.kafka.bootstrap, max_request_size=MAX_MESSAGE_BYTES
-    )
-    await producer.start()
-    try:
-        for record in records:
-            total = SAMPLES // N_FFT
-            for first in range(0, total, 32):
-                if (record.number, first) == missing or only not in (None, (record.number, first)):
-                    continue
-                i, q = record.slices(N_FFT, first, min(first + 32, total))
-                chunk = RawChunk(
-                    run_id=run_id, file_number=record.number, first_slice=first,
-                    total_slices=total, n_fft=N_FFT, fs=FS, f_lo=0.0,
-                    daq_time=time.time(), i=i, q=q,
-                )  # fmt: skip
-                await producer.send_and_wait(pipeline.prefix + RAW.name, chunk.to_bytes())
+        for key, value in records:
+            await producer.send_and_wait(pipeline.prefix + RAW.name, value, key=key)
     finally:
         await producer.stop()
 

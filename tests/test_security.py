@@ -77,6 +77,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loc
     }
     broker.run("start")
     try:
+        broker.create_topics()  # over the secured listener, as the services' clients
         yield broker, password
     finally:
         broker.run("stop")
@@ -135,5 +136,6 @@ def test_clients_without_credentials_or_tls_are_refused(secure_kafka):
             asyncio.run(
                 asyncio.wait_for(_list_topics(bootstrap_servers=broker.bootstrap, **refused), 30)
             )
-    # The right user over TLS is let in.
-    assert asyncio.run(_list_topics(**broker.client_options)) is not None
+    # The right user over TLS is let in, and sees the project's topics.
+    topics = asyncio.run(_list_topics(**broker.client_options))
+    assert any(topic.endswith("quax.raw") for topic in topics), topics
