@@ -15,9 +15,6 @@ bench/results/live.json.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,6 +28,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import recording  # noqa: E402
 from daq_emulator import DaqEmulator  # noqa: E402
 from localkafka import LocalKafka  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
@@ -39,7 +37,6 @@ from ws_listener import WebSocketListener  # noqa: E402
 from quax_producer.watch import watch_source  # noqa: E402
 from quaxspec.daq import DEFAULT_N_SAMPLES, pair_paths  # noqa: E402
 
-BEGIN, END = "<!-- live:begin -->", "<!-- live:end -->"
 PERIOD = 4.2
 
 app = typer.Typer(add_completion=False)
@@ -138,16 +135,6 @@ def watch_cost(root: Path, *, pairs: int, new: int = 50) -> list[dict[str, objec
     return results
 
 
-def _machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}"
-
-
 @app.command()
 def main(
     minutes: Annotated[float, typer.Option(help="Length of the watched run.")] = 30.0,
@@ -160,8 +147,8 @@ def main(
         costs = watch_cost(root / "watch", pairs=pairs)
         live = latency(root / "latency", minutes=minutes)
     lines = [
-        f"Machine: {_machine()}; broker, producer, two FFT workers, aggregator, API, the DAQ "
-        "emulator and the WebSocket client all on it.",
+        f"Machine: {recording.machine()}; broker, producer, two FFT workers, aggregator, API, "
+        "the DAQ emulator and the WebSocket client all on it.",
         "",
         f"Watched folder, {live['files']} pairs of 2²³ samples at the real rate "
         f"({live['minutes']:.0f} min), each written in 16 pieces over 2.1 s, sent while written:",
@@ -189,15 +176,12 @@ def main(
     table = "\n".join(lines)
     typer.echo(table)
     if record:
-        out = ROOT / "bench" / "results" / "live.json"
-        out.write_text(json.dumps({"latency": live, "watch": costs}, indent=2) + "\n")
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        if BEGIN not in text:
-            text += f"\n## The live DAQ path (`make bench-live`)\n\n{BEGIN}\n{END}\n"
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        doc.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+        recording.record(
+            "live",
+            "The live DAQ path (`make bench-live`)",
+            table,
+            {"latency": live, "watch": costs},
+        )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ figures to bench/results/soak.json.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,10 +23,10 @@ import typer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import recording  # noqa: E402
 from localkafka import LocalKafka, free_port  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 
-BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"
 N_FFT = 3072
 
 app = typer.Typer(add_completion=False)
@@ -101,16 +98,6 @@ def _row(name: str, rss: dict[str, dict[str, float]]) -> str:
     return f"| {name} | {' | '.join(cells)} | {growth} |"
 
 
-def _machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}"
-
-
 @app.command()
 def main(
     files: Annotated[int, typer.Option(help="Files in the run.")] = 3000,
@@ -128,7 +115,8 @@ def main(
     processes = [n for n in rss["start"] if n not in ("files", "seconds")]
     minutes = rss["end"]["seconds"] / 60
     lines = [
-        f"Machine: {_machine()}; broker, producer, two FFT workers, aggregator and API on it.",
+        f"Machine: {recording.machine()}; broker, producer, two FFT workers, aggregator and "
+        "API on it.",
         "",
         f"{result['files']:,} files of {result['slices_per_file']} slices of {N_FFT} samples, "
         f"replayed as fast as the pipeline took them ({minutes:.1f} min); the run came out with "
@@ -140,21 +128,18 @@ def main(
         "|---|---:|---:|---:|---:|",
         *(_row(n, rss) for n in processes),
         "",
-        "The producer ends with its replay; its last reading is the middle one. The broker is "
-        "a JVM filling its heap toward its fixed bound (-Xmx 512 MiB, tools/kafka/kafka.sh).",
+        (
+            ""
+            if "producer" in rss["end"]
+            else "The producer ends with its replay; its last reading is the middle one. "
+        )
+        + "The broker is a JVM filling its heap toward its fixed bound (-Xmx 512 MiB, "
+        "tools/kafka/kafka.sh).",
     ]
     table = "\n".join(lines)
     typer.echo(table)
     if record:
-        out = ROOT / "bench" / "results" / "soak.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        doc = ROOT / "docs" / "benchmarks.md"
-        text = doc.read_text()
-        if BEGIN not in text:
-            text += f"\n## Memory over a long run (`make bench-soak`)\n\n{BEGIN}\n{END}\n"
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        doc.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+        recording.record("soak", "Memory over a long run (`make bench-soak`)", table, result)
 
 
 if __name__ == "__main__":

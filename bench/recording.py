@@ -1,0 +1,38 @@
+"""What the benchmarks share: a description of the machine, and recording their results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """CPU model, cores and Python version, as the tables state them."""
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}"
+
+
+def record(name: str, title: str, table: str, results: object) -> None:
+    """Write raw results to bench/results/<name>.json and ``table`` into docs/benchmarks.md.
+
+    The table goes between the ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers,
+    made at the end of the document under ``title`` the first time.
+    """
+    (ROOT / "bench" / "results" / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = DOC.read_text()
+    if begin not in text:
+        text += f"\n## {title}\n\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
