@@ -2,15 +2,16 @@
 # Regenerate the CRD schemas kept in tests/k8s-schemas/ (see its README) from the published
 # CustomResourceDefinitions of pinned operator releases:
 #   prometheus-operator and KEDA: their Go module zips (Go module proxy, checked against sum.golang.org);
-#   Strimzi: packaging/install/cluster-operator/ of the release, given as STRIMZI_CRD_DIR
-#   (Strimzi publishes its CRDs with its releases, not in a Maven Central artifact).
+#   Strimzi: the CRD files of the release kept in tests/k8s-crds/strimzi-<version>/ (Strimzi
+#   publishes them with its releases only, in no registry that answers here); the real
+#   cluster of the tests installs the same files (tools/cluster/crds.sh).
 #
-#   STRIMZI_CRD_DIR=/path/to/strimzi-0.48.0/packaging/install/cluster-operator tools/k8s/crd-schemas.sh
+#   tools/k8s/crd-schemas.sh
 set -euo pipefail
 
 PROMETHEUS_OPERATOR_VERSION=v0.89.0
 KEDA_VERSION=v2.20.2
-STRIMZI_VERSION=0.48.0
+STRIMZI_VERSION=1.2.0
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -23,7 +24,7 @@ module_dir() {
         | "$python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
 }
 
-: "${STRIMZI_CRD_DIR:?set STRIMZI_CRD_DIR to packaging/install/cluster-operator of Strimzi $STRIMZI_VERSION}"
+strimzi="$root/tests/k8s-crds/strimzi-$STRIMZI_VERSION"
 
 prometheus="$(module_dir github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION")"
 keda="$(module_dir github.com/kedacore/keda/v2 "$KEDA_VERSION")"
@@ -35,7 +36,7 @@ rm -rf "$out/monitoring.coreos.com" "$out/keda.sh" "$out/kafka.strimzi.io"
     "$prometheus/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
     "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
     "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
-    "$STRIMZI_CRD_DIR/040-Crd-kafka.yaml" \
-    "$STRIMZI_CRD_DIR/043-Crd-kafkatopic.yaml" \
-    "$STRIMZI_CRD_DIR/044-Crd-kafkauser.yaml" \
-    "$STRIMZI_CRD_DIR/045-Crd-kafkanodepool.yaml"
+    "$strimzi/040-Crd-kafka.yaml" \
+    "$strimzi/043-Crd-kafkatopic.yaml" \
+    "$strimzi/044-Crd-kafkauser.yaml" \
+    "$strimzi/045-Crd-kafkanodepool.yaml"
