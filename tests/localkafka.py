@@ -72,11 +72,13 @@ class LocalKafka:
             timeout=180,
         )
 
-    def create_topics(self, prefix: str = "") -> None:
-        """Create the project's topics, each name preceded by ``prefix``."""
+    def create_topics(self, prefix: str = "", aggregator_app_id: str = "quax-aggregator") -> None:
+        """Create the project's topics, each name preceded by ``prefix``, and the changelogs
+        of the aggregator named ``aggregator_app_id``."""
         subprocess.run(
             [sys.executable, str(ROOT / "tools" / "kafka" / "topics.py"),
-             "--bootstrap", self.bootstrap, "--prefix", prefix],
+             "--bootstrap", self.bootstrap, "--prefix", prefix,
+             "--aggregator-app-id", aggregator_app_id],
             check=True, capture_output=True, text=True, timeout=120,
             env={**os.environ, **self.client_env},
         )  # fmt: skip

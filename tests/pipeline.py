@@ -48,7 +48,7 @@ class Pipeline:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.prefix = f"t{uuid.uuid4().hex[:8]}."
-        kafka.create_topics(self.prefix)
+        kafka.create_topics(self.prefix, aggregator_app_id=f"{self.prefix}aggregator")
         self.env = {
             **os.environ,
             **kafka.client_env,

@@ -5,6 +5,11 @@ and by bytes (per partition). Results are small and kept for days; quax.runs hol
 latest cumulative spectrum of every run and is compacted, so a consumer that reads it
 from the start recovers the state of every run; quax.progress, compacted too, holds what
 the producer delivered of each run, so that a restarted producer resumes where it was.
+
+The aggregator's tables live in changelog topics named after its Faust app id
+(changelog_topics). They are made up front with the others: a Faust app that creates them
+itself on a fresh broker may ask for their partitions before its metadata shows them, and
+then stops with PartitionsMismatch ("has 0 partitions").
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ __all__ = [
     "RAW",
     "RUNS",
     "SPECTRA",
+    "CHANGELOG_CONFIG",
+    "TABLES",
     "TopicSpec",
+    "changelog_topics",
 ]
 
 #: Largest message any topic, producer or consumer of the project accepts (2 MiB).
@@ -111,3 +119,34 @@ PROGRESS = TopicSpec(
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (RAW, PARTIALS, SPECTRA, RUNS, DEADLETTER, PROGRESS)
+
+
+#: The aggregator's tables (quax_aggregator.tables), each kept in a changelog topic.
+TABLES: tuple[str, ...] = ("files", "runs", "offsets")
+
+#: Configuration of every changelog topic besides the compaction Faust asks for: short
+#: segments let compaction keep about one record per open file and per run, even over a
+#: weeks-long run.
+CHANGELOG_CONFIG: dict[str, str] = {
+    "cleanup.policy": "compact",
+    "max.message.bytes": str(MAX_MESSAGE_BYTES),
+    "segment.ms": str(60 * _MINUTE_MS),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+
+def changelog_topics(app_id: str) -> tuple[TopicSpec, ...]:
+    """The changelog topics of the aggregator whose Faust app id is ``app_id``.
+
+    Faust names a table's changelog ``<app id>-<table>-changelog`` and gives it the
+    partitions of the topic whose events write the table (quax.partials).
+    """
+    return tuple(
+        TopicSpec(
+            f"{app_id}-{table}-changelog",
+            partitions=PARTIALS.partitions,
+            description=f"Changelog of the aggregator's {table} table (compacted).",
+            config=dict(CHANGELOG_CONFIG),
+        )
+        for table in TABLES
+    )

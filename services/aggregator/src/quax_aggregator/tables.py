@@ -3,7 +3,7 @@
 The files table holds open files and the files closed before they finished that their run
 still keeps for late chunks (quaxspec.merging).
 
-Both are keyed so that they live in the partition of the run's partials (the partials
+The first two are keyed so that they live in the partition of the run's partials (the partials
 topic is keyed by run, and a table's changelog partition follows the event that writes
 it): a run and its files are always owned by the same worker. A third table holds the
 next partials offset expected in each partition (quaxspec.offsets.OffsetLedger), written
@@ -18,7 +18,7 @@ import faust
 from faust.types import TableT
 
 from quaxspec.aggregation import FileAccumulator, RunAccumulator
-from quaxspec.topics import MAX_MESSAGE_BYTES, PARTIALS
+from quaxspec.topics import CHANGELOG_CONFIG, PARTIALS, TABLES
 
 __all__ = ["Tables", "file_key"]
 
@@ -30,7 +30,7 @@ def file_key(run_id: str, file_number: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Tables:
-    """Typed access to the two tables."""
+    """Typed access to the three tables."""
 
     files: TableT[bytes, bytes]
     runs: TableT[bytes, bytes]
@@ -39,13 +39,9 @@ class Tables:
     @classmethod
     def create(cls, app: faust.App) -> Tables:
         """Declare the tables on ``app``."""
-        # Changelogs are compacted by Faust; short segments let compaction keep them at
-        # about one record per open file and per run, even over a weeks-long run.
-        changelog = {
-            "max.message.bytes": str(MAX_MESSAGE_BYTES),
-            "segment.ms": str(3_600_000),
-            "min.cleanable.dirty.ratio": "0.1",
-        }
+        # Faust compacts changelogs; quaxspec.topics.CHANGELOG_CONFIG adds the rest, as the
+        # topics made up front have it.
+        changelog = {k: v for k, v in CHANGELOG_CONFIG.items() if k != "cleanup.policy"}
 
         def table(name: str, description: str) -> TableT[bytes, bytes]:
             return app.Table(
@@ -58,10 +54,11 @@ class Tables:
                 help=description,
             )
 
+        files, runs, offsets = TABLES
         return cls(
-            files=table("files", "Open files, and closed ones awaiting late chunks, by run/file."),
-            runs=table("runs", "Run accumulators by run."),
-            offsets=table("offsets", "Next partials offset expected, by partition."),
+            files=table(files, "Open files, and closed ones awaiting late chunks, by run/file."),
+            runs=table(runs, "Run accumulators by run."),
+            offsets=table(offsets, "Next partials offset expected, by partition."),
         )
 
     def file(self, run_id: str, file_number: int) -> FileAccumulator | None:
