@@ -26,6 +26,62 @@ NAMESPACE = "quax"
 
 Doc = dict[str, Any]
 
+EXTERNAL_BOOTSTRAP = "kafka-0.example.org:9092,kafka-1.example.org:9092"
+
+#: Name → (values files of the chart, --set expressions).
+SCENARIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "default": ((), ()),
+    "dev": (("values-dev.yaml",), ()),
+    "prod": (("values-prod.yaml",), ()),
+    "kafka-internal": ((), ("kafka.mode=internal",)),
+    "kafka-external": (
+        (),
+        (
+            "kafka.mode=external",
+            "kafka.external.bootstrapServers=" + EXTERNAL_BOOTSTRAP.replace(",", r"\,"),
+        ),
+    ),
+    "kafka-strimzi": ((), ("kafka.mode=strimzi",)),
+    "autoscaling-none": ((), ("fftWorker.autoscaling.mode=none",)),
+    "autoscaling-hpa": ((), ("fftWorker.autoscaling.mode=hpa",)),
+    "autoscaling-keda": ((), ("fftWorker.autoscaling.mode=keda",)),
+    "monitoring": ((), ("monitoring.enabled=true",)),
+    "topic-prefix": (
+        (),
+        (
+            "kafka.topicPrefix=site1-",
+            "fftWorker.appId=site1-quax-fft-worker",
+            "aggregator.appId=site1-quax-aggregator",
+        ),
+    ),
+    "producer-directory": (
+        (),
+        (
+            "producer.source=directory",
+            "producer.data.existingClaim=daq-run42",
+            "producer.settings.run_id=run42",
+        ),
+    ),
+    "producer-watch-hostpath": (
+        (),
+        (
+            "producer.source=watch",
+            "producer.data.hostPath=/mnt/daq",
+            "producer.settings.f_lo=9.5e9",
+        ),
+    ),
+    "api-scaled": (
+        (),
+        (
+            "api.replicaCount=3",
+            "api.ingress.enabled=true",
+            "api.service.type=NodePort",
+            "api.service.nodePort=30800",
+        ),
+    ),
+    "no-policies-no-wait": ((), ("networkPolicy.enabled=false", "kafka.waitForTopics=false")),
+}
+
 
 def pinned(name: str) -> str:
     """A version pinned in tools/k8s/install.sh (NAME=value)."""

@@ -25,12 +25,14 @@ from chart_render import (
     CHART,
     CHECKOV,
     CRD_SCHEMAS,
+    EXTERNAL_BOOTSTRAP,
     K8S_SCHEMAS,
     KUBECONFORM,
     KUBERNETES_VERSION,
     NAMESPACE,
     RELEASE,
     ROOT,
+    SCENARIOS,
     Doc,
     Rendered,
     containers,
@@ -51,63 +53,7 @@ from quax_api.settings import ApiSettings
 from quax_fft_worker.settings import FftWorkerSettings
 from quax_producer.settings import ProducerSettings
 from quaxspec.settings import KafkaSettings, LoggingSettings
-from quaxspec.topics import ALL_TOPICS, MAX_MESSAGE_BYTES, RAW
-
-EXTERNAL_BOOTSTRAP = "kafka-0.example.org:9092,kafka-1.example.org:9092"
-
-#: Name → (values files of the chart, --set expressions).
-SCENARIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "default": ((), ()),
-    "dev": (("values-dev.yaml",), ()),
-    "prod": (("values-prod.yaml",), ()),
-    "kafka-internal": ((), ("kafka.mode=internal",)),
-    "kafka-external": (
-        (),
-        (
-            "kafka.mode=external",
-            "kafka.external.bootstrapServers=" + EXTERNAL_BOOTSTRAP.replace(",", r"\,"),
-        ),
-    ),
-    "kafka-strimzi": ((), ("kafka.mode=strimzi",)),
-    "autoscaling-none": ((), ("fftWorker.autoscaling.mode=none",)),
-    "autoscaling-hpa": ((), ("fftWorker.autoscaling.mode=hpa",)),
-    "autoscaling-keda": ((), ("fftWorker.autoscaling.mode=keda",)),
-    "monitoring": ((), ("monitoring.enabled=true",)),
-    "topic-prefix": (
-        (),
-        (
-            "kafka.topicPrefix=site1-",
-            "fftWorker.appId=site1-quax-fft-worker",
-            "aggregator.appId=site1-quax-aggregator",
-        ),
-    ),
-    "producer-directory": (
-        (),
-        (
-            "producer.source=directory",
-            "producer.data.existingClaim=daq-run42",
-            "producer.settings.run_id=run42",
-        ),
-    ),
-    "producer-watch-hostpath": (
-        (),
-        (
-            "producer.source=watch",
-            "producer.data.hostPath=/mnt/daq",
-            "producer.settings.f_lo=9.5e9",
-        ),
-    ),
-    "api-scaled": (
-        (),
-        (
-            "api.replicaCount=3",
-            "api.ingress.enabled=true",
-            "api.service.type=NodePort",
-            "api.service.nodePort=30800",
-        ),
-    ),
-    "no-policies-no-wait": ((), ("networkPolicy.enabled=false", "kafka.waitForTopics=false")),
-}
+from quaxspec.topics import ALL_TOPICS, MAX_MESSAGE_BYTES, RAW, changelog_topics
 
 #: Component → its settings class, environment prefix and the command its image runs.
 SERVICES: dict[str, tuple[type[BaseSettings], str, str]] = {
@@ -173,8 +119,18 @@ def settings_from(cls: type[BaseSettings], env: dict[str, str]) -> Any:
         return cls()
 
 
-def topic_specs(prefix: str = "") -> dict[str, tuple[int, dict[str, str]]]:
-    return {prefix + spec.name: (spec.partitions, dict(spec.config)) for spec in ALL_TOPICS}
+def topic_specs(
+    prefix: str = "", aggregator_app_id: str = "quax-aggregator"
+) -> dict[str, tuple[int, dict[str, str]]]:
+    """The quaxspec topics of one pipeline, the aggregator's changelogs among them."""
+    named = [(prefix + spec.name, spec) for spec in ALL_TOPICS]
+    named += [(spec.name, spec) for spec in changelog_topics(aggregator_app_id)]
+    return {name: (spec.partitions, dict(spec.config)) for name, spec in named}
+
+
+def in_cluster(service: str, port: int) -> str:
+    """The fully qualified address of a Service of the release's namespace."""
+    return f"{service}.{NAMESPACE}.svc.cluster.local:{port}"
 
 
 # Rendering, linting and failing on bad values ------------------------------------------------
@@ -415,22 +371,22 @@ def bootstrap_servers(rendered: Rendered) -> str:
     if rendered.has("StatefulSet", name_of("kafka")):
         service = rendered.get("Service", name_of("kafka"))
         (port,) = service["spec"]["ports"]
-        return f"{service['metadata']['name']}:{port['port']}"
+        return in_cluster(service["metadata"]["name"], port["port"])
     if rendered.of_kind("Kafka"):
         (kafka,) = rendered.of_kind("Kafka")
         (listener,) = kafka["spec"]["kafka"]["listeners"]
         assert listener["type"] == "internal"
         secured = listener.get("authentication") == {"type": "scram-sha-512"}
         assert listener["tls"] is secured, "TLS and SCRAM go together"
-        return f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
+        return in_cluster(f"{kafka['metadata']['name']}-kafka-bootstrap", listener["port"])
     return EXTERNAL_BOOTSTRAP
 
 
 def test_bootstrap_servers_of_each_kafka_mode() -> None:
     expected = {
-        "kafka-internal": "quax-kafka:9092",
+        "kafka-internal": "quax-kafka.quax.svc.cluster.local:9092",
         "kafka-external": EXTERNAL_BOOTSTRAP,
-        "kafka-strimzi": "quax-kafka-bootstrap:9093",
+        "kafka-strimzi": "quax-kafka-bootstrap.quax.svc.cluster.local:9093",
     }
     for name, servers in expected.items():
         common = scenario(name).get("ConfigMap", name_of("common"))
@@ -481,7 +437,7 @@ def test_list_settings_reach_the_service_as_json() -> None:
 def test_values_list_the_quaxspec_topics() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     listed = {t["name"]: (t["partitions"], t["config"]) for t in values["kafka"]["topics"]}
-    assert listed == topic_specs()
+    assert listed == {spec.name: (spec.partitions, spec.config) for spec in ALL_TOPICS}
 
 
 def created_topics(job: Doc) -> dict[str, tuple[int, dict[str, str]]]:
@@ -516,7 +472,9 @@ def created_topics(job: Doc) -> dict[str, tuple[int, dict[str, str]]]:
 def test_topics_job_creates_the_quaxspec_topics(name: str, prefix: str) -> None:
     rendered = scenario(name)
     (job,) = rendered.of_kind("Job")
-    assert created_topics(job) == topic_specs(prefix)
+    app_id = rendered.env(service_container(rendered, "aggregator"))["QUAX_AGGREGATOR_APP_ID"]
+    assert app_id.startswith(prefix)
+    assert created_topics(job) == topic_specs(prefix, app_id)
     (container,) = pod_spec(job)["containers"]
     assert container["image"] == f"apache/kafka:{kafka_version()}"
     assert f'bootstrap="{bootstrap_servers(rendered)}"' in container["command"][-1]
@@ -528,7 +486,7 @@ def test_strimzi_topics_are_the_quaxspec_topics() -> None:
     (kafka,) = rendered.of_kind("Kafka")
     topics = {}
     for topic in rendered.of_kind("KafkaTopic"):
-        assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
+        assert topic["apiVersion"] == "kafka.strimzi.io/v1"
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
         spec = topic["spec"]
         assert spec["replicas"] == 3
@@ -540,6 +498,20 @@ def test_strimzi_topics_are_the_quaxspec_topics() -> None:
     config = kafka["spec"]["kafka"]["config"]
     assert config["message.max.bytes"] >= MAX_MESSAGE_BYTES
     assert config["auto.create.topics.enable"] is False
+
+
+def test_strimzi_resources_are_v1_and_leave_the_kafka_version_to_the_operator() -> None:
+    """Strimzi 1.0 removed v1beta2, and no Kafka version is run by every Strimzi 1.x."""
+    for name in ("prod", "kafka-strimzi"):
+        rendered = scenario(name)
+        strimzi = [doc for doc in rendered.docs if doc["apiVersion"].startswith("kafka.strimzi.io")]
+        assert {doc["kind"] for doc in strimzi} >= {"Kafka", "KafkaNodePool", "KafkaTopic"}
+        assert {doc["apiVersion"] for doc in strimzi} == {"kafka.strimzi.io/v1"}
+        (kafka,) = rendered.of_kind("Kafka")
+        assert "version" not in kafka["spec"]["kafka"]
+    files, sets = SCENARIOS["prod"]
+    (kafka,) = render(files, (*sets, "kafka.strimzi.version=4.2.0")).of_kind("Kafka")
+    assert kafka["spec"]["kafka"]["version"] == "4.2.0"
 
 
 def kafka_version() -> str:
@@ -631,7 +603,7 @@ def test_prod_scales_workers_with_keda_on_strimzi() -> None:
     rendered = scenario("prod")
     (keda,) = rendered.of_kind("ScaledObject")
     assert keda["spec"]["triggers"][0]["metadata"]["bootstrapServers"] == (
-        "quax-kafka-bootstrap:9093"
+        "quax-kafka-bootstrap.quax.svc.cluster.local:9093"
     )
     assert "replicas" not in rendered.workload("fft-worker")["spec"]
 
@@ -733,6 +705,9 @@ def test_every_service_container_has_probes(name: str) -> None:
             where = f"{workload['metadata']['name']}/{container['name']}"
             for probe in ("livenessProbe", "readinessProbe"):
                 action = container[probe]
+                if component == "kafka":
+                    assert action["exec"]["command"][0] == "bash", f"{where}: {probe}"
+                    continue
                 check = action.get("httpGet") or action.get("tcpSocket")
                 assert check, f"{where}: {probe}"
                 port_number(container, check["port"])  # a declared port
@@ -780,6 +755,54 @@ def test_disruption_budgets_where_more_than_one_replica(
         assert pdb["spec"]["selector"] == workload["spec"]["selector"]
         budgets[component] = pdb
     assert set(budgets) == expected
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_no_network_policy_blocks_a_probe(name: str) -> None:
+    """A probe over the network reaches a port its pod admits from anywhere: the kubelet's
+    traffic comes from the node, which a policy's selectors do not name (and some CNIs
+    enforce policies on it). Probes of ports admitted only from some peers run inside
+    their container (exec)."""
+    rendered = scenario(name)
+    policies = rendered.of_kind("NetworkPolicy")
+    for workload in rendered.workloads():
+        if workload["kind"] == "Pod":
+            continue
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        selecting = [
+            p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        ]
+        for container in containers(workload, init=False):
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                action = container.get(probe, {})
+                check = action.get("httpGet") or action.get("tcpSocket") or action.get("grpc")
+                if check is None or not selecting:
+                    continue
+                port = port_number(container, check["port"])
+                open_to_all = [
+                    rule
+                    for policy in selecting
+                    for rule in policy["spec"].get("ingress", [])
+                    if "from" not in rule
+                    and any(port_number(container, p["port"]) == port for p in rule["ports"])
+                ]
+                assert open_to_all, f"{workload['metadata']['name']}/{container['name']}: {probe}"
+
+
+def test_keda_reaches_the_internal_broker() -> None:
+    """KEDA's operator reads the lag from its own namespace: a fully qualified address, a
+    NetworkPolicy that admits it, and a fallback when it cannot read."""
+    rendered = scenario("autoscaling-keda")
+    (keda,) = rendered.of_kind("ScaledObject")
+    (trigger,) = keda["spec"]["triggers"]
+    assert trigger["metadata"]["bootstrapServers"] == in_cluster(name_of("kafka"), 9092)
+    assert keda["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 2}
+    broker = rendered.get("NetworkPolicy", name_of("kafka"))
+    (rule,) = broker["spec"]["ingress"]
+    keda_namespace = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}
+    assert keda_namespace in rule["from"]
+    broker = scenario("default").get("NetworkPolicy", name_of("kafka"))
+    assert keda_namespace not in broker["spec"]["ingress"][0]["from"]
 
 
 def test_network_policies_select_every_pod() -> None:
@@ -1036,7 +1059,9 @@ def test_strimzi_mode_without_authentication_is_the_plain_listener() -> None:
     rendered = render(files, (*sets, "kafka.strimzi.authentication=none"))
     assert rendered.of_kind("KafkaUser") == []
     common = rendered.get("ConfigMap", name_of("common"))
-    assert common["data"]["QUAX_KAFKA_BOOTSTRAP_SERVERS"] == "quax-kafka-bootstrap:9092"
+    assert common["data"]["QUAX_KAFKA_BOOTSTRAP_SERVERS"] == (
+        "quax-kafka-bootstrap.quax.svc.cluster.local:9092"
+    )
     assert "QUAX_KAFKA_SECURITY_PROTOCOL" not in common["data"]
 
 

@@ -85,21 +85,30 @@ Image of a component: (dict "root" $ "image" .Values.api.image); the tag default
 {{- end }}
 
 {{/*
-Kafka bootstrap servers of the chosen mode.
+Kafka bootstrap servers of the chosen mode. In-cluster addresses are fully qualified: KEDA's
+operator resolves them from its own namespace.
 */}}
 {{- define "quax-stream.kafka.bootstrapServers" -}}
 {{- $kafka := .Values.kafka }}
+{{- $suffix := printf "%s.svc.%s" .Release.Namespace .Values.clusterDomain }}
 {{- if eq $kafka.mode "internal" }}
-{{- printf "%s:9092" (include "quax-stream.componentName" (dict "root" . "component" "kafka")) }}
+{{- printf "%s.%s:9092" (include "quax-stream.componentName" (dict "root" . "component" "kafka")) $suffix }}
 {{- else if eq $kafka.mode "external" }}
 {{- required "kafka.external.bootstrapServers is required when kafka.mode is external (host:port of the brokers, comma-separated)" $kafka.external.bootstrapServers }}
 {{- else if and (eq $kafka.mode "strimzi") (include "quax-stream.kafka.authenticated" .) }}
-{{- printf "%s-kafka-bootstrap:9093" (include "quax-stream.kafka.strimziCluster" .) }}
+{{- printf "%s-kafka-bootstrap.%s:9093" (include "quax-stream.kafka.strimziCluster" .) $suffix }}
 {{- else if eq $kafka.mode "strimzi" }}
-{{- printf "%s-kafka-bootstrap:9092" (include "quax-stream.kafka.strimziCluster" .) }}
+{{- printf "%s-kafka-bootstrap.%s:9092" (include "quax-stream.kafka.strimziCluster" .) $suffix }}
 {{- else }}
 {{- fail (printf "kafka.mode must be internal, external or strimzi, not %q" $kafka.mode) }}
 {{- end }}
+{{- end }}
+
+{{/*
+The internal broker's probe: a TCP connection to its listener from inside the container.
+*/}}
+{{- define "quax-stream.kafka.probeCommand" -}}
+["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9092"]
 {{- end }}
 
 {{/*
@@ -107,6 +116,30 @@ Name of the Strimzi Kafka resource.
 */}}
 {{- define "quax-stream.kafka.strimziCluster" -}}
 {{- default (include "quax-stream.fullname" .) .Values.kafka.strimzi.clusterName | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Every topic the chart makes, as a YAML list of {name, partitions, config}: kafka.topics
+with the prefix, and the aggregator's table changelogs, named after its app id as Faust
+names them and configured as quaxspec.topics.changelog_topics. Made up front, so that the
+aggregator never creates them itself on a fresh broker (Faust's PartitionsMismatch race).
+*/}}
+{{- define "quax-stream.kafka.allTopics" -}}
+{{- $kafka := .Values.kafka }}
+{{- $topics := list }}
+{{- $partials := 0 }}
+{{- range $kafka.topics }}
+{{- $topics = append $topics (dict "name" (printf "%s%s" $kafka.topicPrefix .name) "partitions" (int .partitions) "config" .config) }}
+{{- if eq .name "quax.partials" }}{{ $partials = int .partitions }}{{ end }}
+{{- end }}
+{{- if not $partials }}
+{{- fail "kafka.topics must declare quax.partials and its partitions" }}
+{{- end }}
+{{- $changelog := dict "cleanup.policy" "compact" "max.message.bytes" (int64 $kafka.maxMessageBytes | toString) "segment.ms" "3600000" "min.cleanable.dirty.ratio" "0.1" }}
+{{- range list "files" "runs" "offsets" }}
+{{- $topics = append $topics (dict "name" (printf "%s-%s-changelog" $.Values.aggregator.appId .) "partitions" $partials "config" $changelog) }}
+{{- end }}
+{{- toYaml $topics }}
 {{- end }}
 
 {{/*
@@ -250,9 +283,13 @@ initContainers:
         import asyncio, sys, time
         from aiokafka.admin import AIOKafkaAdminClient
         from quaxspec.settings import KafkaSettings
-        from quaxspec.topics import ALL_TOPICS
+        import os
+        from quaxspec.topics import ALL_TOPICS, changelog_topics
         kafka = KafkaSettings()
         wanted = {kafka.topic(spec) for spec in ALL_TOPICS}
+        if "QUAX_AGGREGATOR_APP_ID" in os.environ:  # its table changelogs too
+            app_id = os.environ["QUAX_AGGREGATOR_APP_ID"]
+            wanted |= {spec.name for spec in changelog_topics(app_id)}
         async def missing():
             admin = AIOKafkaAdminClient(**kafka.client_options())
             await admin.start()
