@@ -13,12 +13,10 @@
 # here: they are kept in tests/k8s-schemas/ (tools/k8s/crd-schemas.sh regenerates them).
 set -euo pipefail
 
-HELM_VERSION=v3.21.4
-HELM_KUBERNETES_MAJOR=1
-HELM_KUBERNETES_MINOR=36
+HELM_VERSION=v4.3.1
 KUBECONFORM_VERSION=v0.8.0
 CHECKOV_VERSION=3.3.30
-KUBERNETES_VERSION=v1.33.13
+KUBERNETES_VERSION=v1.36.3
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -77,13 +75,10 @@ kubernetes_schemas() {
 }
 
 mkdir -p "$bin"
-# The link flags of helm's own release build: its version, and the Kubernetes version it
-# assumes when no cluster is asked (that of its client-go, v0.36 -> 1.36).
-helm_flags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-for package in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
-    helm_flags+=" -X $package.k8sVersionMajor=$HELM_KUBERNETES_MAJOR -X $package.k8sVersionMinor=$HELM_KUBERNETES_MINOR"
-done
-go_tool helm helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_flags"
+# The link flag of helm's own release build: its version. Helm 4 takes the Kubernetes
+# version it assumes when no cluster is asked from its client-go (v0.36 -> 1.36).
+go_tool helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
+    "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 go_tool kubeconform github.com/yannh/kubeconform github.com/yannh/kubeconform/cmd/kubeconform \
     "$KUBECONFORM_VERSION"
 checkov
