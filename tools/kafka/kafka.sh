@@ -32,13 +32,16 @@ pidfile="$dir/kafka.pid"
 say() { printf 'kafka: %s\n' "$*" >&2; }
 
 install() {
-    if [[ -f "$lib/.complete" ]]; then return; fi
+    # .complete holds the checksum of the pom the jars were resolved from.
+    local pom
+    pom="$(sha256sum "$here/pom.xml" | cut -d' ' -f1)"
+    if [[ "$(cat "$lib/.complete" 2>/dev/null)" == "$pom" ]]; then return; fi
     command -v mvn >/dev/null || { say "Maven (mvn) is needed to resolve the broker's jars"; exit 1; }
     command -v java >/dev/null || { say "a Java 17+ runtime is needed to run the broker"; exit 1; }
     say "resolving Apache Kafka from Maven Central into $lib"
     rm -rf "$lib"
     mvn -B -q -f "$here/pom.xml" dependency:copy-dependencies
-    touch "$lib/.complete"
+    echo "$pom" >"$lib/.complete"
 }
 
 running_pid() {
