@@ -20,7 +20,7 @@ HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-soak clean
+.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-soak clean images cluster-tools cluster-up cluster-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,7 +70,23 @@ prometheus-demo: prometheus ## Prometheus on 127.0.0.1:9090 scraping `make demo`
 	prometheus --config.file=tools/prometheus/demo.yml --storage.tsdb.path=data/prometheus \
 		--web.listen-address=127.0.0.1:9090
 
-test: setup kafka-install browser prometheus k8s-tools lint ## Lint, then run every test (the real-broker tests start their own broker)
+images: setup kafka-install ## Build the four service images with podman from their Dockerfiles (docs/containers.md; root)
+	tools/containers/images.sh build
+
+cluster-tools: ## Build the pinned Kubernetes, etcd, containerd and CoreDNS binaries (.tools/cluster; Go module proxy)
+	tools/cluster/cluster.sh install
+	tools/cluster/build.sh
+
+cluster-up: images cluster-tools ## A real single-node Kubernetes here, the images loaded, the CRDs installed (docs/kubernetes.md; root)
+	tools/cluster/cluster.sh up
+	tools/containers/images.sh save .tools/containers/archives | xargs tools/cluster/cluster.sh load
+	tools/cluster/crds.sh
+	@tools/cluster/cluster.sh env
+
+cluster-down: ## Stop the cluster and put the host back as it was
+	tools/cluster/cluster.sh down
+
+test: setup kafka-install browser prometheus k8s-tools images cluster-tools lint ## Lint, then run every test (the real-broker and cluster tests start their own)
 	$(BIN)/pytest
 
 test-fast: setup k8s-tools prometheus ## Run the tests that need neither Kafka nor minutes
@@ -110,6 +126,8 @@ bench-live: setup kafka-install ## A watched DAQ at the real rate for 30 min, an
 bench-soak: setup kafka-install ## 3,000 small files through the pipeline: every process's memory at start, middle, end (docs/benchmarks.md)
 	$(BIN)/python bench/soak.py
 
-clean: ## Remove the virtualenv, tools, broker data and demo data
+clean: ## Remove the virtualenv, tools, images, broker data and demo data
 	-$(KAFKA) stop
+	-tools/cluster/cluster.sh down
+	-tools/containers/images.sh clean
 	rm -rf $(VENV) $(TOOLS) .kafka data tools/kafka/lib

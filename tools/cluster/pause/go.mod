@@ -1,0 +1,3 @@
+module quax-stream/tools/cluster/pause
+
+go 1.26.0
