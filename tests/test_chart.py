@@ -176,6 +176,13 @@ def test_more_fft_workers_than_partitions_fails() -> None:
     assert "maximum" in error
 
 
+def test_keda_fallback_beyond_the_partitions_fails() -> None:
+    error = render_error(
+        sets=("fftWorker.autoscaling.mode=keda", "fftWorker.autoscaling.keda.fallback.replicas=5")
+    )
+    assert "fallback.replicas 5 is more than the 4 partitions of quax.raw" in error
+
+
 def test_fewer_raw_partitions_lower_the_worker_limit(tmp_path: Path) -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     (raw,) = (t for t in values["kafka"]["topics"] if t["name"] == RAW.name)

@@ -109,8 +109,8 @@ def cluster() -> Iterator[Cluster]:
     run(IMAGES, "build", timeout=1800)
     saved = run(IMAGES, "save", archives, timeout=900).split()
     before = host_state()
-    run(CLUSTER, "up", timeout=1800)
     try:
+        run(CLUSTER, "up", timeout=1800)
         run(CLUSTER, "load", *saved, timeout=900)
         run(CRDS, timeout=300)
         yield Cluster(before)

@@ -115,7 +115,13 @@ start() {
     echo $! >"$state/$name.pid"
 }
 
-running() { [[ -f "$state/$1.pid" ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+# Whether the daemon NAME runs (a process that died but is not yet reaped does not).
+running() {
+    local pid
+    [[ -f "$state/$1.pid" ]] || return 1
+    pid="$(cat "$state/$1.pid")"
+    [[ -r "/proc/$pid/stat" && "$(awk '{ print $3 }' "/proc/$pid/stat")" != Z ]]
+}
 
 # wait_for WHAT SECONDS COMMAND...: retry COMMAND until it succeeds.
 wait_for() {
@@ -384,6 +390,8 @@ up() {
     if running kube-apiserver; then say "already running"; return; fi
     install
     "$here/build.sh"
+    # What a cluster that ended without `down` left behind (mounts, rules, sysctls) first.
+    [[ -d "$state" ]] && down
     rm -rf "$state"
     mkdir -p "$state" "$logs"
     rm -f "$logs"/*.log
@@ -411,7 +419,7 @@ up() {
         --service-account-signing-key-file="$pki/service-accounts.key" \
         --kubelet-preferred-address-types=InternalIP,Hostname \
         --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-        --allow-privileged=true --profiling=false
+        --anonymous-auth=false --allow-privileged=true --profiling=false
     wait_for "containerd" 30 ctr --address "$containerd_socket" version
     wait_for "the API server" 60 kubectl get --raw /readyz
     start kube-controller-manager kube-controller-manager \

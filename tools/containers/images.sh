@@ -76,7 +76,7 @@ base() {
     debootstrap --variant=minbase "$SUITE" "$rootfs" "$(debian_mirror)" >"$state/debootstrap.log" 2>&1 \
         || { tail -20 "$state/debootstrap.log" >&2; exit 1; }
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" -c . | podman import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+    tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
     rm -rf "$rootfs"
 }
 
