@@ -20,7 +20,7 @@ HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-soak clean images cluster-tools cluster-up cluster-down
+.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-soak clean images cluster-tools cluster-up cluster-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -112,7 +112,7 @@ demo-offline: setup ## The spectrum kernel alone on synthetic files in data/demo
 			--line-frequency 250e3 --line-strength 0.3; fi
 	$(BIN)/quax-fft-worker offline $(DEMO_DIR) --save $(DEMO_DIR)/run.npz
 
-bench: bench-kernel bench-pipeline bench-live bench-soak ## Run every benchmark and record the results in docs/benchmarks.md
+bench: bench-kernel bench-clients bench-pipeline bench-live bench-soak ## Run every benchmark and record the results in docs/benchmarks.md
 
 bench-kernel: setup ## Kernel speed against the bare FFT and numpy (docs/benchmarks.md)
 	$(BIN)/python bench/kernel.py
@@ -122,6 +122,9 @@ bench-pipeline: setup kafka-install ## Pipeline throughput and latency on a loca
 
 bench-live: setup kafka-install ## A watched DAQ at the real rate for 30 min, and the watch's cost (docs/benchmarks.md)
 	$(BIN)/python bench/live.py
+
+bench-clients: setup kafka-install ## The producer's Kafka client: aiokafka against confluent-kafka on one broker (docs/benchmarks.md)
+	$(BIN)/python bench/clients.py run
 
 bench-soak: setup kafka-install ## 3,000 small files through the pipeline: every process's memory at start, middle, end (docs/benchmarks.md)
 	$(BIN)/python bench/soak.py
