@@ -46,10 +46,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
-def images() -> None:
+def images() -> Iterator[None]:
     result = subprocess.run([str(IMAGES), "build"], capture_output=True, text=True, env=ENV,
                             timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    yield
+    # podman run mounted the store again: leave no mount behind.
+    subprocess.run([str(IMAGES), "unmount"], env=ENV, timeout=60, check=True)
 
 
 def podman(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

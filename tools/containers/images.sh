@@ -6,6 +6,7 @@
 #   images.sh standins   local stand-ins of the upstream base images the Dockerfiles name
 #   images.sh build      the four service images quax-<service>:<version> (and the stand-ins)
 #   images.sh save DIR   every image the chart runs, as docker-archives in DIR (for a cluster)
+#   images.sh unmount    release the store's own mount (podman makes it again when needed)
 #   images.sh clean      remove the image store
 #
 # Images live in the project's tool folder (.tools/containers/storage), not in the host's
@@ -191,16 +192,31 @@ save() {
     done
 }
 
+# containers/storage bind-mounts its overlay folder onto itself and would leave it mounted
+# until the machine restarts, which also keeps the folder from being removed. Every command
+# releases it when it ends, unless a container still uses the store.
+unmount() {
+    local overlay="$state/storage/overlay"
+    if mountpoint -q "$overlay" 2>/dev/null; then
+        umount "$overlay" 2>/dev/null || say "the store's mount is still in use: $overlay"
+    fi
+}
+
 clean() {
     podman system reset --force >/dev/null 2>&1 || true
+    unmount
     rm -rf "$state"
 }
 
 case "${1:-}" in
+    standins | build | save) trap unmount EXIT ;;
+esac
+case "${1:-}" in
     install) install ;;
+    unmount) unmount ;;
     standins) standins ;;
     build) build ;;
     save) shift; save "$@" ;;
     clean) clean ;;
-    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
