@@ -556,11 +556,15 @@ def test_internal_kafka_is_a_single_kraft_node() -> None:
 # Scaling -----------------------------------------------------------------------------------------
 
 
+REPLICA_COUNT = "quax-stream/replica-count"
+
+
 def without_worker_replicas(rendered: Rendered) -> list[Doc]:
     docs = json.loads(json.dumps(rendered.docs))
     for doc in docs:
         if doc["kind"] == "Deployment" and doc["metadata"]["name"] == name_of("fft-worker"):
             doc["spec"].pop("replicas")
+            doc["metadata"]["annotations"].pop(REPLICA_COUNT)
     return docs
 
 
@@ -569,6 +573,8 @@ def test_scaling_the_workers_changes_only_their_replicas() -> None:
     four = render(sets=("fftWorker.replicaCount=4",))
     assert two.workload("fft-worker")["spec"]["replicas"] == 2
     assert four.workload("fft-worker")["spec"]["replicas"] == 4
+    # What the values gave, so that an upgrade can keep a count `kubectl scale` set.
+    assert two.workload("fft-worker")["metadata"]["annotations"][REPLICA_COUNT] == "2"
     assert without_worker_replicas(two) == without_worker_replicas(four)
 
 

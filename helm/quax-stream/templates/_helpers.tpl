@@ -353,3 +353,26 @@ Job
 Deployment
 {{- end -}}
 {{- end }}
+
+{{/*
+The replicas of a Deployment that people scale by hand (`kubectl scale`). Helm 4 applies
+objects server-side, and after `kubectl scale` the scale subresource owns .spec.replicas:
+an upgrade applying another count would fail with a conflict. So, as Helm 3's merge did,
+an upgrade keeps the live count while the values' replicaCount is the one the Deployment
+was last given (the annotation below); a changed replicaCount is applied (after a
+`kubectl scale`, with `helm upgrade --force-conflicts`). `helm template` sees no live
+object and renders replicaCount.
+*/}}
+{{- define "quax-stream.replicas" -}}
+{{- $live := lookup "apps/v1" "Deployment" .root.Release.Namespace (include "quax-stream.componentName" .) -}}
+{{- $given := dig "metadata" "annotations" "quax-stream/replica-count" "" $live -}}
+{{- if and $live (eq $given (toString .values.replicaCount)) -}}
+{{- int (dig "spec" "replicas" .values.replicaCount $live) -}}
+{{- else -}}
+{{- int .values.replicaCount -}}
+{{- end -}}
+{{- end }}
+
+{{- define "quax-stream.replicaCountAnnotation" -}}
+quax-stream/replica-count: {{ .values.replicaCount | toString | quote }}
+{{- end }}
