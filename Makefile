@@ -20,7 +20,7 @@ HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-soak clean images cluster-tools cluster-up cluster-down
+.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-soak clean images cluster-tools cluster-up cluster-demo cluster-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ cluster-up: images cluster-tools ## A real single-node Kubernetes here, the imag
 	tools/containers/images.sh save .tools/containers/archives | xargs tools/cluster/cluster.sh load
 	tools/cluster/crds.sh
 	@tools/cluster/cluster.sh env
+
+cluster-demo: cluster-up ## The whole stack on the local cluster, dashboard on http://127.0.0.1:8000 (docs/kubernetes.md; root)
+	tools/cluster/demo.sh
 
 cluster-down: ## Stop the cluster and put the host back as it was
 	tools/cluster/cluster.sh down

@@ -77,7 +77,9 @@ def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: Worker
     @app.on_partitions_assigned.connect
     async def keep_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned: set[TP] = args[0]
-        guard.forget(tp.partition for tp in assigned if tp.topic == guard.topic)
+        mine = [tp.partition for tp in assigned if tp.topic == guard.topic]
+        guard.forget(mine)
+        metrics.assigned_partitions.set(len(mine))
 
     @app.agent(raw, concurrency=1)
     async def transform(stream: faust.StreamT[bytes]) -> None:

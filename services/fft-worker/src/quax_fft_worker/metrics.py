@@ -38,6 +38,11 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.assigned_partitions = Gauge(
+            "quax_fft_assigned_partitions",
+            "Partitions of the input topic assigned to this worker now.",
+            registry=registry,
+        )
         self.kernel_seconds = Histogram(
             "quax_fft_kernel_seconds",
             "Time of the spectrum kernel per chunk.",
