@@ -15,6 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 python="${PYTHON:-$root/.venv/bin/python}"
 export PATH="$root/.tools/cluster/bin:$PATH"
+export KUBECONFIG="${KUBECONFIG:-$root/.tools/cluster/state/admin.kubeconfig}"
 
 module_dir() {
     (cd "$root" && GOFLAGS=-mod=mod go mod download -json "$1@$2") \
