@@ -165,21 +165,53 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(kafka: LocalKafka, client: str, warmup: float, seconds: float) -> dict[str, float]:
-    topic = "bench." + RAW.name
+async def _topic(bootstrap: str, name: str, *, create: bool) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if create:
+            config = {"max.message.bytes": str(2**21), **RAW.config}
+            await admin.create_topics([NewTopic(name, 4, 1, topic_configs=config)])
+        else:
+            await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+def measure(
+    kafka: LocalKafka, client: str, warmup: float, seconds: float, round_: int
+) -> dict[str, float]:
+    # A topic per round, deleted after it: a round writes gigabytes, faster than retention
+    # would remove them.
+    topic = f"bench.{round_}.{client}.{RAW.name}"
+    asyncio.run(_topic(kafka.bootstrap, topic, create=True))
+    try:
+        return _measure(kafka, client, topic, warmup, seconds)
+    finally:
+        asyncio.run(_topic(kafka.bootstrap, topic, create=False))
+
+
+def _measure(
+    kafka: LocalKafka, client: str, topic: str, warmup: float, seconds: float
+) -> dict[str, float]:
     child = subprocess.Popen(
         [sys.executable, __file__, "send", client, kafka.bootstrap, topic, str(warmup),
          str(seconds)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "measuring", f"{client} did not start"
-    broker_start, started = process_cpu(kafka.pid), time.monotonic()
-    result: dict[str, float] = json.loads(child.stdout.readline())
-    broker_seconds = time.monotonic() - started
-    result["broker_cpu"] = (process_cpu(kafka.pid) - broker_start) / broker_seconds
-    assert child.wait(timeout=120) == 0
-    return result
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "measuring", f"{client} did not start"
+        broker_start, started = process_cpu(kafka.pid), time.monotonic()
+        result: dict[str, float] = json.loads(child.stdout.readline())
+        broker_seconds = time.monotonic() - started
+        result["broker_cpu"] = (process_cpu(kafka.pid) - broker_start) / broker_seconds
+        assert child.wait(timeout=120) == 0
+        return result
+    finally:
+        child.kill()
 
 
 def table(results: dict[str, list[dict[str, float]]], seconds: float, rounds: int) -> str:
@@ -208,8 +240,8 @@ def table(results: dict[str, list[dict[str, float]]], seconds: float, rounds: in
 
 @app.command()
 def run(
-    seconds: Annotated[float, typer.Option(help="Measured seconds per round.")] = 60.0,
-    warmup: Annotated[float, typer.Option(help="Seconds sent before measuring.")] = 10.0,
+    seconds: Annotated[float, typer.Option(help="Measured seconds per round.")] = 30.0,
+    warmup: Annotated[float, typer.Option(help="Seconds sent before measuring.")] = 5.0,
     rounds: Annotated[int, typer.Option(help="Rounds per client (alternating).")] = 3,
     save: Annotated[bool, typer.Option(help="Record in docs/benchmarks.md.")] = True,
 ) -> None:
@@ -219,10 +251,9 @@ def run(
         kafka = LocalKafka.fresh(Path(folder) / "kafka")
         kafka.run("start")
         try:
-            kafka.create_topics("bench.")
             for round_ in range(rounds):
                 for client in CLIENTS:
-                    figures = measure(kafka, client, warmup, seconds)
+                    figures = measure(kafka, client, warmup, seconds, round_)
                     print(f"round {round_ + 1} {client}: {figures}", flush=True)
                     results[client].append(figures)
         finally:
