@@ -42,6 +42,35 @@ def test_scram_over_tls_gives_every_client_the_user_and_a_verifying_context(
     assert credentials.mechanism.value == "SCRAM-SHA-512"
 
 
+def test_librdkafka_gets_the_same_security_as_the_other_clients(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cr3t\n")
+    settings = KafkaSettings(
+        bootstrap_servers="k:9093",
+        security_protocol="SASL_SSL",
+        sasl_username="quax",
+        sasl_password_file=secret,
+        ssl_cafile=tmp_path / "ca.pem",
+        ssl_certfile=tmp_path / "client.pem",
+        ssl_keyfile=tmp_path / "client.key",
+    )
+    assert settings.librdkafka_config() == {
+        "bootstrap.servers": "k:9093",
+        "security.protocol": "SASL_SSL",
+        "ssl.endpoint.identification.algorithm": "https",  # the host name is checked
+        "ssl.ca.location": str(tmp_path / "ca.pem"),
+        "ssl.certificate.location": str(tmp_path / "client.pem"),
+        "ssl.key.location": str(tmp_path / "client.key"),
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "quax",
+        "sasl.password": "s3cr3t",
+    }
+    plain = KafkaSettings(bootstrap_servers="k:9092").librdkafka_config()
+    assert plain == {"bootstrap.servers": "k:9092", "security.protocol": "PLAINTEXT"}
+    system_cas = KafkaSettings(security_protocol="SSL").librdkafka_config()
+    assert system_cas["ssl.ca.location"] == "probe"  # the system's CAs, as ssl_context()
+
+
 def test_a_password_is_never_shown_with_the_settings() -> None:
     settings = KafkaSettings(
         security_protocol="SASL_PLAINTEXT", sasl_username="quax", sasl_password="hunter2-xyz"

@@ -2,7 +2,9 @@
 
 Security: TLS (``SSL``, optionally mutual with a client certificate) and SASL (SCRAM-SHA-512
 by default) for every client — aiokafka's producers, consumers and admin clients through
-:meth:`KafkaSettings.client_options`, Faust's apps through :meth:`KafkaSettings.faust_credentials`.
+:meth:`KafkaSettings.client_options`, the producer's librdkafka client through
+:meth:`KafkaSettings.librdkafka_config`, Faust's apps through
+:meth:`KafkaSettings.faust_credentials`.
 A password comes from the environment (``QUAX_KAFKA_SASL_PASSWORD``) or a file (a mounted
 Secret, ``QUAX_KAFKA_SASL_PASSWORD_FILE``); it is a secret type, so it is never printed or
 logged with the settings.
@@ -121,6 +123,27 @@ class KafkaSettings(BaseSettings):
                 "sasl_plain_password": self.password(),
             }
         return options
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """The same connection and security as librdkafka configuration (confluent-kafka)."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.uses_tls:
+            # The host name is checked against the certificate, as ssl_context() does.
+            config["ssl.endpoint.identification.algorithm"] = "https"
+            config["ssl.ca.location"] = "probe" if self.ssl_cafile is None else str(self.ssl_cafile)
+            if self.ssl_certfile is not None and self.ssl_keyfile is not None:
+                config["ssl.certificate.location"] = str(self.ssl_certfile)
+                config["ssl.key.location"] = str(self.ssl_keyfile)
+        if self.security_protocol.startswith("SASL"):
+            config |= {
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.username": self.sasl_username or "",
+                "sasl.password": self.password() or "",
+            }
+        return config
 
     def faust_credentials(self) -> faust.types.auth.CredentialsT | None:
         """The same security for a Faust app (its ``broker_credentials``)."""

@@ -7,6 +7,9 @@ Kafka answers again; the file being sent is then sent again from its first unack
 chunk. A fresh client matters: an idempotent producer whose batches expired cannot go on
 with the same producer id and sequence numbers. While it waits, the producer says so in
 its log (every attempt) and in ``quax_producer_kafka_connected``.
+
+The client that sends is librdkafka's (:mod:`quax_producer.client`, chosen by measurement);
+listing topics and reading quax.progress use aiokafka, as the other services do.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import TypeVar
 
 import structlog
 import tenacity
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition, errors
+from aiokafka import AIOKafkaConsumer, TopicPartition, errors
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from quax_producer.client import ClientError, RawProducer
 from quax_producer.metrics import Metrics
 from quax_producer.sending import within
 from quax_producer.settings import ProducerSettings
@@ -58,6 +62,8 @@ _FATAL: tuple[type[KafkaError], ...] = (
 
 def _curable(error: BaseException) -> bool:
     """Whether waiting for Kafka and trying again can cure ``error``."""
+    if isinstance(error, ClientError):
+        return error.curable
     return isinstance(error, KafkaError | OSError) and not isinstance(error, _FATAL)
 
 
@@ -80,13 +86,13 @@ class KafkaLink:
         self._stop = stop
         self.raw_topic = settings.kafka.topic(RAW)
         self.progress_topic = settings.kafka.topic(PROGRESS)
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: RawProducer | None = None
         self.partitions: list[int] = []
         #: Seconds within which Kafka must acknowledge a delivery.
         self.delivery_timeout = settings.delivery_timeout_seconds
 
     @property
-    def producer(self) -> AIOKafkaProducer:
+    def producer(self) -> RawProducer:
         """The client now in use."""
         if self._producer is None:
             raise RuntimeError("the Kafka link is not connected")
@@ -135,10 +141,10 @@ class KafkaLink:
         self._metrics.kafka_connected.set(1)
 
     async def close(self) -> None:
-        """Stop the client; it sends what it still buffers."""
+        """Stop the client once it has sent what it still holds (within a delivery timeout)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            await producer.stop(self.delivery_timeout)
 
     async def _retrying(self, operation: Callable[[], Awaitable[_T]], *, doing: str) -> _T:
         async def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -176,25 +182,31 @@ class KafkaLink:
             raise StopRequestedError("a stop was requested while Kafka was unavailable")
 
     async def _connect_once(self) -> None:
+        await self._check_topics()
         if self._producer is None:
             kafka = self._settings.kafka
-            producer = AIOKafkaProducer(
-                **kafka.client_options(),
-                client_id="quax-producer",
-                acks="all",
-                enable_idempotence=True,
-                max_request_size=kafka.max_message_bytes,
-                linger_ms=_LINGER_MS,
-                request_timeout_ms=int(self._settings.delivery_timeout_seconds * 1000),
+            timeout_ms = int(self.delivery_timeout * 1000)
+            self._producer = RawProducer(
+                {
+                    **kafka.librdkafka_config(),
+                    "client.id": "quax-producer",
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "message.max.bytes": kafka.max_message_bytes,
+                    "linger.ms": _LINGER_MS,
+                    # A keyed record (quax.progress) goes where the Java client and aiokafka
+                    # put it, as before: one run's records stay in one partition.
+                    "partitioner": "murmur2_random",
+                    # A delivery not acknowledged within this fails (and is sent again by a
+                    # new client once Kafka answers).
+                    "message.timeout.ms": timeout_ms,
+                    "request.timeout.ms": min(timeout_ms, 30_000),
+                }
             )
-            try:
-                await producer.start()
-            except BaseException:
-                await _quietly_stop(producer)
-                raise
-            self._producer = producer
-        await self._check_topics()
-        self.partitions = sorted(await self.producer.partitions_for(self.raw_topic))
+        partitions = await self.producer.partitions_for(
+            self.raw_topic, timeout=self.delivery_timeout
+        )
+        self.partitions = sorted(partitions)
 
     async def _check_topics(self) -> None:
         # Asked up front: the client would retry for its whole request timeout, logging an
@@ -257,6 +269,6 @@ def _take_progress(records: dict[str, RunProgress], key: bytes | None, value: by
     records[progress.run_id] = progress
 
 
-async def _quietly_stop(producer: AIOKafkaProducer) -> None:
+async def _quietly_stop(producer: RawProducer) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(producer.stop(), _CLOSE_SECONDS)
+        await asyncio.wait_for(producer.stop(_CLOSE_SECONDS), 2 * _CLOSE_SECONDS)

@@ -6,15 +6,24 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import Histogram
 
-__all__ = ["ChunkSender", "within"]
+__all__ = ["ChunkSender", "Sends", "within"]
 
 _T = TypeVar("_T")
+
+
+class Sends(Protocol):
+    """A Kafka client that hands back each message's delivery as an awaitable."""
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes, partition: int
+    ) -> Awaitable[object]:
+        """Hand a message to the client; await the result for Kafka's acknowledgement."""
+        ...
 
 
 async def within(seconds: float | None, awaitable: Awaitable[_T], *, what: str) -> _T:
@@ -42,7 +51,7 @@ class ChunkSender:
     def __init__(
         self,
         *,
-        producer: AIOKafkaProducer,
+        producer: Sends,
         topic: str,
         max_in_flight: int,
         send_seconds: Histogram,
@@ -84,7 +93,7 @@ class ChunkSender:
 
     async def _settle(
         self,
-        delivery: asyncio.Future[object],
+        delivery: Awaitable[object],
         started: float,
         deadline: float | None,
         on_delivered: Callable[[], None],
