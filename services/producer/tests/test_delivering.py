@@ -19,7 +19,7 @@ from quax_producer.chunking import ChunkPlan
 from quax_producer.delivering import FileDelivery, Slices
 from quax_producer.metrics import Metrics
 from quax_producer.settings import ProducerSettings
-from quaxspec.daq import DaqRecord
+from quaxspec.daq import DaqRecord, PairDigest
 from quaxspec.messages import RawChunk
 
 
@@ -64,7 +64,15 @@ def _record(n_samples: int, seed: int = 0) -> DaqRecord:
     return DaqRecord(number=9, i=i, q=q, daq_time=1.79e9, source="test")
 
 
-def _delivery(link: Link, record: DaqRecord, *, n_fft: int, per_chunk: int, total: int):
+def _delivery(
+    link: Link,
+    record: DaqRecord,
+    *,
+    n_fft: int,
+    per_chunk: int,
+    total: int,
+    digest: PairDigest | None = None,
+):
     metrics = Metrics(registry=CollectorRegistry())
     plan = ChunkPlan(run_id="run-1", n_fft=n_fft, slices_per_chunk=per_chunk, fs=2e6, f_lo=5e9)
     reads: list[tuple[int, int]] = []
@@ -82,6 +90,7 @@ def _delivery(link: Link, record: DaqRecord, *, n_fft: int, per_chunk: int, tota
         total_slices=total,
         read=read,
         max_in_flight=4,
+        digest=digest,
     )
     return delivery, metrics, reads
 
@@ -121,8 +130,8 @@ def test_the_chunks_of_a_complete_file_cover_every_slice_once_in_order(
 
 async def test_a_file_being_written_goes_out_in_whole_chunks_as_its_slices_arrive():
     record = _record(3072 * 100)
-    link = Link()
-    delivery, _, reads = _delivery(link, record, n_fft=3072, per_chunk=32, total=100)
+    link, digest = Link(), PairDigest()
+    delivery, _, reads = _delivery(link, record, n_fft=3072, per_chunk=32, total=100, digest=digest)
 
     await delivery.send_available(31)  # not one whole chunk yet
     assert link.log == []
@@ -137,8 +146,9 @@ async def test_a_file_being_written_goes_out_in_whole_chunks_as_its_slices_arriv
     assert [(c.first_slice, c.n_slices) for c in chunks] == [(0, 32), (32, 32), (64, 32), (96, 4)]
     assert [c.daq_time for c in chunks] == [record.daq_time + f for f in (0, 32, 64, 96)]
     assert delivery.done
-    delivery.digest.update(record.i[100 * 3072 :], record.q[100 * 3072 :])
-    assert delivery.digest.hexdigest() == record.fingerprint()
+    # What was sent, in order, and the samples after the last whole slice: the file.
+    digest.update(record.i[100 * 3072 :], record.q[100 * 3072 :])
+    assert digest.hexdigest() == record.fingerprint()
 
 
 async def test_chunks_kafka_did_not_acknowledge_are_sent_again_and_counted_once():

@@ -31,7 +31,7 @@ from quax_producer.runs import RunLedger, RunRefusedError, choose_run, new_run_i
 from quax_producer.settings import ProducerSettings
 from quax_producer.shutdown import until_stopped
 from quax_producer.sources import Source, open_source
-from quaxspec.daq import SAMPLE_DTYPE, DaqRecord, FilePair
+from quaxspec.daq import SAMPLE_DTYPE, DaqRecord, FilePair, PairDigest
 from quaxspec.progress import FileMark, RunProgress
 
 __all__ = ["MissingTopicError", "RunRefusedError", "stream"]
@@ -72,6 +72,8 @@ class _Written:
     """A pair being sent while the DAQ writes it."""
 
     delivery: FileDelivery
+    #: The fingerprint of what was sent so far, in order.
+    digest: PairDigest
     expected_samples: int
     started: float
 
@@ -172,12 +174,15 @@ class _Stream:
                 or (first is not None and number < first.number)
             ):
                 return
+            digest = PairDigest()
             written = _Written(
                 delivery=self._delivery(
                     number,
                     total_slices=expected // settings.n_fft,
                     read=_reader(growing.pair, settings.n_fft),
+                    digest=digest,
                 ),
+                digest=digest,
                 expected_samples=expected,
                 started=time.monotonic(),
             )
@@ -278,9 +283,9 @@ class _Stream:
                     expected=written.expected_samples,
                 )
         tail = delivery.sent_slices * n_fft
-        delivery.digest.update(record.i[tail:], record.q[tail:])
+        written.digest.update(record.i[tail:], record.q[tail:])
         fingerprint = await fingerprinting
-        if delivery.digest.hexdigest() != fingerprint:
+        if written.digest.hexdigest() != fingerprint:
             self._metrics.changed_while_sent.inc()
             _log.error(
                 "A pair changed after parts of it were sent while it was written: its "
@@ -383,6 +388,7 @@ class _Stream:
         total_slices: int,
         read: Callable[[int, int], Slices],
         pacer: Pacer | None = None,
+        digest: PairDigest | None = None,
     ) -> FileDelivery:
         return FileDelivery(
             link=self._link,
@@ -393,6 +399,7 @@ class _Stream:
             read=read,
             max_in_flight=self._settings.max_in_flight,
             pacer=pacer,
+            digest=digest,
         )
 
     def _pacing(self, pair_bytes: int) -> Pacer:
