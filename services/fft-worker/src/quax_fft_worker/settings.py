@@ -32,8 +32,8 @@ class FftWorkerSettings(BaseSettings):
         description="At start, plan the FFTs of the DAQ's default files (n_fft 3072, fs 2 MS/s, "
         "chunks of 32 slices and the short last one) so that the first file is not slower.",
     )
-    # 8 kept one worker at 84 MB/s, fetching in small round trips, with CPU to spare;
-    # 64 takes it past 112 MB/s (docs/benchmarks.md), for at most 50 MB of buffered chunks.
+    # Fed 112 MB/s, one worker gave 84 MB/s out with 8, fetching in small round trips with
+    # CPU to spare, and 100 with 64 (docs/benchmarks.md), for at most 50 MB of buffered chunks.
     stream_buffer: int = Field(
         64, ge=1, description="Chunks a worker may prefetch (each up to 1 MiB)."
     )
