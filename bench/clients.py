@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from localkafka import LocalKafka  # noqa: E402
-from recording import machine, record  # noqa: E402
+from recording import machine, process_cpu, record  # noqa: E402
 
 from quaxspec.messages import RawChunk  # noqa: E402
 from quaxspec.topics import RAW  # noqa: E402
@@ -157,12 +156,6 @@ def send(
     else:
         send_confluent(bootstrap, topic, window, partitions)
     print(json.dumps(window.result()), flush=True)
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds of a process so far (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _topic(bootstrap: str, name: str, *, create: bool) -> None:

@@ -22,6 +22,12 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}"
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def record(name: str, title: str, table: str, results: object) -> None:
     """Write raw results to bench/results/<name>.json and ``table`` into docs/benchmarks.md.
 

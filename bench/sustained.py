@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from localkafka import LocalKafka  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
-from recording import machine, record  # noqa: E402
+from recording import machine, process_cpu, record  # noqa: E402
 
 from quaxspec.daq import DEFAULT_N_SAMPLES, pair_paths, write_pair  # noqa: E402
 from quaxspec.spectra import FileSpectrum  # noqa: E402
@@ -57,11 +56,6 @@ DISTINCT_PAIRS = 6
 WARMUP_S = 20.0
 
 app = typer.Typer(add_completion=False)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -82,10 +76,10 @@ class Window:
 
     def _measure(self) -> None:
         time.sleep(max(0.0, self.start - time.monotonic()))
-        before = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        before = {name: process_cpu(pid) for name, pid in self.pids.items()}
         time.sleep(self.seconds)
         self.cores = {
-            name: (_cpu_seconds(pid) - before[name]) / self.seconds
+            name: (process_cpu(pid) - before[name]) / self.seconds
             for name, pid in self.pids.items()
         }
 
@@ -122,6 +116,24 @@ def _sent_times(pipe: Pipeline) -> list[float]:
     return sorted(times)
 
 
+def start_chain(
+    pipe: Pipeline, *, workers: int, daq: Path, files: int, run_id: str, mb_per_s: float
+) -> tuple[float, float]:
+    """The aggregator and workers, then the producer paced at ``mb_per_s``.
+
+    Returns when the producer started, monotonic and wall-clock.
+    """
+    pipe.start_aggregator()
+    for n in range(workers):
+        pipe.start_worker(f"fft-worker-{n + 1}")
+    time.sleep(10)  # the workers and the aggregator join their groups
+    started = time.monotonic(), time.time()
+    pipe.start("producer", "quax-producer", "run", "--source", "directory",
+               "--directory", str(daq), "--files", str(files), "--run-id", run_id,
+               "--mb-per-s", str(mb_per_s))  # fmt: skip
+    return started
+
+
 def run_chain(
     kafka: LocalKafka,
     root: Path,
@@ -140,14 +152,9 @@ def run_chain(
     daq = _daq_folder(root, files)
     pipe = Pipeline(kafka, root / name, **(env or {}))
     try:
-        pipe.start_aggregator()
-        for n in range(workers):
-            pipe.start_worker(f"fft-worker-{n + 1}")
-        time.sleep(10)  # the workers and the aggregator join their groups
-        started, wall_start = time.monotonic(), time.time()
-        pipe.start("producer", "quax-producer", "run", "--source", "directory",
-                   "--directory", str(daq), "--files", str(files), "--run-id", name,
-                   "--mb-per-s", str(mb_per_s))  # fmt: skip
+        started, wall_start = start_chain(
+            pipe, workers=workers, daq=daq, files=files, run_id=name, mb_per_s=mb_per_s
+        )
         pids = {"broker": kafka.pid, **{n: p.pid for n, p in pipe.processes.items()}}
         window = Window(pids, started + WARMUP_S, seconds)
         cores = window.result()
