@@ -217,6 +217,22 @@ def test_non_finite_values_become_null_and_come_back_as_nan() -> None:
     assert math.isnan(RunSpectrum.from_bytes(run.to_bytes()).radiometer_ratio)
 
 
+@pytest.mark.parametrize("field", ["daq_time", "emitted_time", "fs"])
+def test_a_non_finite_single_field_is_refused_not_written_as_null(field: str) -> None:
+    """Only array elements may be missing; a NaN time or rate is a bug to stop at."""
+    with pytest.raises(ValueError, match="non-finite"):
+        _file_spectrum(**{field: math.nan}).to_bytes()
+
+
+def test_arrays_of_any_layout_are_written_in_order() -> None:
+    """A strided view (a column of a 2-D array) is written as its values, in order."""
+    block = np.random.default_rng(4).exponential(size=(N_FFT, 3))
+    spectrum = _file_spectrum(mean=block[:, 1], std=block[:, 2].astype(np.float32))
+    decoded = FileSpectrum.from_bytes(spectrum.to_bytes())
+    assert decoded.mean.tobytes() == np.ascontiguousarray(block[:, 1]).tobytes()
+    np.testing.assert_array_equal(decoded.std, block[:, 2].astype(np.float32))
+
+
 def test_file_spectrum_of_an_accumulator() -> None:
     rng = np.random.default_rng(3)
     data = rng.exponential(size=(7, N_FFT))
