@@ -62,10 +62,12 @@ def register_agents(
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            tables.handling(message.partition)  # the guard writes the ledger too
             if await guard.admit(message):
                 source = Source(message.topic, message.partition, message.offset)
                 await handler.handle(event.key, event.value, source)
                 guard.handled(message)
+                tables.settle(message.partition)
 
     @app.timer(interval=LAG_SECONDS)
     async def export_lag() -> None:
@@ -81,6 +83,14 @@ def register_agents(
         idle, _ = await upstream.idle(guard.lag)
         metrics.timeouts_paused.set(0 if idle else 1)
         await stalled.tick(upstream_idle=idle)
+
+    @app.on_partitions_assigned.connect
+    async def own(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        (assigned,) = args  # the topic partitions assigned now
+        # Writes held for a partition that went to another worker are forgotten: that
+        # worker reads its records again from the last release.
+        topic = partials.get_topic_name()
+        tables.own([tp.partition for tp in assigned if tp.topic == topic])
 
     @app.on_before_shutdown.connect
     async def close_clients(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -21,7 +21,8 @@ def run_aggregator(settings: AggregatorSettings) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     app = create_app(settings)
-    register_agents(app, settings, Tables.create(app), AggregatorMetrics())
+    tables = Tables.create(app, release_every=settings.release_every)
+    register_agents(app, settings, tables, AggregatorMetrics())
     worker = faust.Worker(
         app,
         loglevel=settings.logging.level,

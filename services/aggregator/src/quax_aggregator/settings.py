@@ -62,6 +62,13 @@ class AggregatorSettings(BaseSettings):
         1.0, gt=0, description="How often consumed offsets are committed."
     )
     stream_buffer: int = Field(64, ge=1, description="Partials an aggregator may prefetch.")
+    release_every: int = Field(
+        256,
+        ge=1,
+        description="Partials of a partition whose table writes are held in memory before "
+        "they reach the changelogs (a closed file reaches them at once). A restart reads "
+        "at most this many partials again; 1 writes every partial's state.",
+    )
     baseline_window: int = Field(201, description="Savitzky–Golay baseline window (odd, bins).")
     baseline_order: int = Field(4, description="Savitzky–Golay polynomial degree.")
     threshold_sigma: float = Field(3.455, description="Candidate threshold (σ).")
