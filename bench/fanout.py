@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from localkafka import LocalKafka, free_port  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 from recording import machine, process_cpu, record  # noqa: E402
-from sustained import REAL_TIME_MB_S, _daq_folder, _peak_rss_mb, start_chain  # noqa: E402
+from sustained import PAIR_MB, REAL_TIME_MB_S, _daq_folder, _peak_rss_mb, start_chain  # noqa: E402
 
 P99_GOAL_S = 0.1
 
@@ -61,7 +61,7 @@ async def _client(url: str, arrivals: list[tuple[int, float]], dropped: list[int
                 dropped.append(json.loads(text)["count"])
 
 
-async def _clients(url: str, clients: int, seconds: float, out: Path) -> None:
+async def _clients(url: str, clients: int, files: int, seconds: float, out: Path) -> None:
     arrivals: list[list[tuple[int, float]]] = [[] for _ in range(clients)]
     dropped: list[list[int]] = [[] for _ in range(clients)]
     tasks = [asyncio.ensure_future(_client(url, arrivals[k], dropped[k])) for k in range(clients)]
@@ -70,18 +70,21 @@ async def _clients(url: str, clients: int, seconds: float, out: Path) -> None:
         if task.done():
             task.result()
     Path(f"{out}.ready").touch()
-    await asyncio.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and min(len({n for n, _ in a}) for a in arrivals) < files:
+        await asyncio.sleep(1)
     for task in tasks:
         task.cancel()
-    out.write_text(
-        json.dumps({"arrivals": arrivals, "dropped": [max(d, default=0) for d in dropped]})
-    )
+    totals = [max(counts, default=0) for counts in dropped]  # each report is a running total
+    cpu = time.process_time()
+    out.write_text(json.dumps({"arrivals": arrivals, "dropped": totals, "cpu_s": cpu}))
 
 
 @app.command(hidden=True)
-def clients(url: str, count: int, seconds: float, out: Path) -> None:
-    """Run ``count`` clients on ``url`` for ``seconds``; write what they saw to ``out``."""
-    asyncio.run(_clients(url, count, seconds, out))
+def clients(url: str, count: int, files: int, seconds: float, out: Path) -> None:
+    """Run ``count`` clients on ``url`` until each saw ``files`` files or ``seconds`` passed;
+    write what they saw to ``out``."""
+    asyncio.run(_clients(url, count, files, seconds, out))
 
 
 def measure(root: Path, *, clients: int, files: int) -> dict[str, Any]:
@@ -90,26 +93,26 @@ def measure(root: Path, *, clients: int, files: int) -> dict[str, Any]:
     kafka.run("start")
     pipe = Pipeline(kafka, root / "pipe")
     out = root / "clients.json"
-    seconds = files * 67.1 / REAL_TIME_MB_S + 40
+    seconds = files * PAIR_MB / REAL_TIME_MB_S + 120  # the longest the clients wait
     try:
         port = free_port()
         api = pipe.start_api(port=port)
         url = f"ws://127.0.0.1:{port}/ws/v1/spectra?runs=fanout"
-        listeners = subprocess.Popen(
-            [sys.executable, __file__, "clients", url, str(clients), str(seconds), str(out)]
-        )
+        command = [sys.executable, __file__, "clients", url, str(clients), str(files)]
+        listeners = subprocess.Popen([*command, str(seconds), str(out)])
         deadline = time.monotonic() + 60
         while not Path(f"{out}.ready").exists():
             assert listeners.poll() is None, "the clients could not connect"
             assert time.monotonic() < deadline, "the clients did not connect"
             time.sleep(0.2)
-        api_cpu = process_cpu(api.pid)
+        api_cpu, began = process_cpu(api.pid), time.monotonic()
         start_chain(
             pipe, workers=1, daq=_daq_folder(root, files), files=files, run_id="fanout",
             mb_per_s=REAL_TIME_MB_S,
         )  # fmt: skip
-        listeners.wait(timeout=seconds + 120)
-        api_cores = (process_cpu(api.pid) - api_cpu) / seconds
+        listeners.wait(timeout=seconds + 60)
+        elapsed = time.monotonic() - began
+        api_cores = (process_cpu(api.pid) - api_cpu) / elapsed
         api_rss = _peak_rss_mb(api.pid)
     finally:
         pipe.close()
@@ -121,6 +124,7 @@ def measure(root: Path, *, clients: int, files: int) -> dict[str, Any]:
             by_file.setdefault(number, []).append(delay)
     delays = np.array([d for ds in by_file.values() for d in ds])
     spreads = np.array([max(ds) - min(ds) for ds in by_file.values()])
+    firsts = np.array([min(ds) for ds in by_file.values()])
     return {
         "clients": clients,
         "files": len(by_file),
@@ -131,6 +135,9 @@ def measure(root: Path, *, clients: int, files: int) -> dict[str, Any]:
         "p99_s": float(np.percentile(delays, 99)),
         "max_s": float(delays.max()),
         "spread_p99_s": float(np.percentile(spreads, 99)),
+        "first_client_p50_s": float(np.percentile(firsts, 50)),
+        "first_client_p99_s": float(np.percentile(firsts, 99)),
+        "clients_cores": seen["cpu_s"] / elapsed,
         "dropped": int(sum(seen["dropped"])),
         "api_cores": api_cores,
         "api_peak_rss_mb": api_rss,
@@ -149,7 +156,7 @@ def main(
         return
     with tempfile.TemporaryDirectory(prefix="quax-bench-fanout-") as scratch:
         result = measure(Path(scratch), clients=clients, files=files)
-    ms = {k: result[k] * 1e3 for k in ("p50_s", "p95_s", "p99_s", "max_s", "spread_p99_s")}
+    ms = {k[:-2]: v * 1e3 for k, v in result.items() if k.endswith("_s")}
     lines = [
         f"Machine: {machine()}; broker, producer, one FFT worker, aggregator, API and the "
         f"clients (one process, one asyncio loop) all on it. {result['files']} files of "
@@ -161,13 +168,16 @@ def main(
         f"| clients | 100 | {result['clients']} |",
         f"| deliveries of file spectra | {result['expected_deliveries']:,} | "
         f"{result['deliveries']:,} |",
-        f"| p50 | | {ms['p50_s']:.0f} ms |",
-        f"| p95 | | {ms['p95_s']:.0f} ms |",
-        f"| p99 | ≤ {P99_GOAL_S * 1e3:.0f} ms | {ms['p99_s']:.0f} ms |",
-        f"| max | | {ms['max_s']:.0f} ms |",
-        f"| first to last client, p99 over files | | {ms['spread_p99_s']:.0f} ms |",
+        f"| p50 | | {ms['p50']:.0f} ms |",
+        f"| p95 | | {ms['p95']:.0f} ms |",
+        f"| p99 | ≤ {P99_GOAL_S * 1e3:.0f} ms | {ms['p99']:.0f} ms |",
+        f"| max | | {ms['max']:.0f} ms |",
+        f"| the first client of each file: p50, p99 | | {ms['first_client_p50']:.0f} ms, "
+        f"{ms['first_client_p99']:.0f} ms |",
+        f"| first to last client, p99 over files | | {ms['spread_p99']:.0f} ms |",
         f"| updates dropped for slow clients | 0 | {result['dropped']} |",
         f"| API CPU over the run | | {result['api_cores']:.3f} cores |",
+        f"| the clients' CPU over the run | | {result['clients_cores']:.3f} cores |",
         f"| API peak RSS | ≤ 250 MB | {result['api_peak_rss_mb']:.0f} MB |",
     ]
     table = "\n".join(lines)
