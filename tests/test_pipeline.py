@@ -7,6 +7,7 @@ never from the pipeline's own code.
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import threading
 import time
@@ -124,6 +125,34 @@ def test_two_runs_at_once_give_exact_file_and_run_spectra_and_find_the_line(pipe
     best = max(run_a.candidates, key=lambda c: c.significance)
     assert best.frequency_hz == pytest.approx(LINE_HZ, abs=1.5 * FS / N_FFT)
     assert all(abs(c.frequency_hz - LINE_HZ) > 3 * FS / N_FFT for c in run_b.candidates)
+    assert outputs.deadletters == []
+
+
+def test_two_producers_each_on_a_shard_of_one_run_give_its_exact_spectra(pipeline):
+    """A run reprocessed by several producers (file-number shards) is the run of one."""
+    daq = synthetic(3, line=True)
+    shards = [
+        pipeline.start(
+            f"producer-shard-{k}",
+            "quax-producer",
+            "run",
+            *producer_options("run-S", 3, line=True),
+            "--shard",
+            f"{k}/2",
+            "--as-fast-as-possible",
+        )
+        for k in (1, 2)
+    ]
+    for k, producer in enumerate(shards, 1):
+        assert producer.wait(timeout=120) == 0, pipeline.log(f"producer-shard-{k}")
+
+    outputs = pipeline.collect({"run-S": FILES})
+
+    run = check_synthetic_run(outputs, "run-S", daq, FILES)
+    best = max(run.candidates, key=lambda c: c.significance)
+    assert best.frequency_hz == pytest.approx(LINE_HZ, abs=1.5 * FS / N_FFT)
+    for k in (1, 2):
+        assert re.search(f'"shard": ?"{k}/2"', pipeline.log(f"producer-shard-{k}"))
     assert outputs.deadletters == []
 
 

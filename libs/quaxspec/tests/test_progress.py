@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from quaxspec.daq import DaqRecord, PairDigest
 from quaxspec.messages import MessageDecodeError
-from quaxspec.progress import FileMark, RunConfig, RunProgress
+from quaxspec.progress import FileMark, RunConfig, RunProgress, Shard
 
 CONFIG = RunConfig(n_fft=3072, fs=2e6, f_lo=9.5e9, slices_per_chunk=32)
 
@@ -105,6 +105,10 @@ def _document() -> dict[str, object]:
         ),
         (("last",), {"number": -1, "fingerprint": "ab", "daq_time": 0, "samples": 1}, "not an"),
         (("last",), {"number": 1, "fingerprint": "ab", "daq_time": 0, "samples": 0}, "not an"),
+        (("shard",), "3/2", "1 ≤ K ≤ N"),
+        (("shard",), "0/2", "1 ≤ K ≤ N"),
+        (("shard",), "two", "of the form K/N"),
+        (("shard",), 2, "not a string"),
     ],
 )
 def test_malformed_fields_are_decode_errors_with_the_reason(
@@ -156,3 +160,26 @@ def test_a_pairs_fingerprint_follows_its_content_not_its_name_or_time() -> None:
     for start in range(0, i.size, 1000):
         pieces.update(i[start : start + 1000], q[start : start + 1000])
     assert pieces.hexdigest() == same
+
+
+@given(st.integers(1, 12), st.lists(st.integers(0, 2**32 - 1), max_size=50))
+def test_the_shards_of_a_run_take_every_file_exactly_once(count: int, numbers: list[int]) -> None:
+    shards = [Shard.parse(f"{k}/{count}") for k in range(1, count + 1)]
+    for number in numbers:
+        assert sum(shard.takes(number) for shard in shards) == 1
+
+
+def test_each_shard_has_its_own_record_beside_the_whole_run() -> None:
+    whole = _progress()
+    first, second = (_progress(shard=Shard(k, 2)).delivered(_mark(k - 1), now=2e9) for k in (1, 2))
+    assert len({whole.key, first.key, second.key}) == 3
+    assert whole.key == b"run-1"  # as before shards existed
+    for progress in (whole, first, second):
+        assert RunProgress.from_bytes(progress.to_bytes()) == progress
+    assert json.loads(second.to_bytes())["shard"] == "2/2"
+
+
+def test_a_record_written_before_shards_existed_is_a_whole_run() -> None:
+    document = json.loads(_progress().to_bytes())
+    del document["shard"]
+    assert RunProgress.from_bytes(json.dumps(document).encode()).shard is None

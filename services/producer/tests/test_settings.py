@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from quax_producer.settings import ProducerSettings
+from quaxspec.progress import Shard
 
 
 def test_every_field_is_described():
@@ -62,3 +63,22 @@ def test_a_run_whose_spectra_cannot_fit_the_message_limit_is_refused_at_start():
     assert "run spectra of up to" in text
     assert "the largest n_fft whose partials and spectra fit is 12860" in text
     ProducerSettings(n_fft=12_860, slices_per_chunk=1)  # the largest that fits is accepted
+
+
+def test_a_shard_is_k_of_n_for_a_named_replay():
+    assert ProducerSettings(run_id="r", shard="2/3").shard_of_run == Shard(2, 3)
+    assert ProducerSettings().shard_of_run is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"run_id": "r", "shard": "3/2"}, "1 ≤ K ≤ N"),
+        ({"run_id": "r", "shard": "1-2"}, "not of the form K/N"),
+        ({"shard": "1/2"}, "a shard needs a run id"),
+        ({"run_id": "r", "shard": "1/2", "source": "watch"}, "shard a replay instead"),
+    ],
+)
+def test_a_shard_that_cannot_work_is_refused_with_the_reason(tmp_path, fields, reason):
+    with pytest.raises(ValidationError, match=reason):
+        ProducerSettings(directory=tmp_path, **fields)

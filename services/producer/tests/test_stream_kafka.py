@@ -166,7 +166,7 @@ async def test_a_missing_topic_is_a_clear_error_at_start(kafka):
         await stream(settings, metrics=Metrics(registry=CollectorRegistry()))
 
 
-async def _progress_records(kafka_settings: KafkaSettings) -> dict[str, RunProgress]:
+async def _progress_records(kafka_settings: KafkaSettings) -> dict[bytes, RunProgress]:
     topic = kafka_settings.topic(PROGRESS)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers)
     await consumer.start()
@@ -175,13 +175,13 @@ async def _progress_records(kafka_settings: KafkaSettings) -> dict[str, RunProgr
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         end = (await consumer.end_offsets([partition]))[partition]
-        records: dict[str, RunProgress] = {}
+        records: dict[bytes, RunProgress] = {}
         while await consumer.position(partition) < end:
             for batch in (await consumer.getmany(timeout_ms=500)).values():
                 for record in batch:
                     with contextlib.suppress(MessageDecodeError):
                         progress = RunProgress.from_bytes(record.value)
-                        records[progress.run_id] = progress
+                        records[progress.key] = progress
         return records
     finally:
         await consumer.stop()
@@ -248,3 +248,39 @@ async def test_a_named_run_with_another_configuration_is_refused_naming_both(kaf
 
     assert "run run42 was started with n_fft 3072" in str(refused.value)
     assert "this producer has n_fft 2048" in str(refused.value)
+
+
+async def test_shards_feed_one_run_each_file_once_and_resume_from_their_own_records(kafka):
+    kafka_settings = await _topics(kafka)
+    common = {"source": "synthetic", "seed": 6, "run_id": "sharded", "kafka": kafka_settings}
+    common |= {"samples_per_file": SAMPLES, "n_fft": N_FFT, "as_fast_as_possible": True}
+    first = [Metrics(registry=CollectorRegistry()) for _ in range(2)]
+    await asyncio.gather(
+        *(
+            stream(ProducerSettings(shard=f"{k}/2", files=5, **common), metrics=first[k - 1])
+            for k in (1, 2)
+        )
+    )
+    again = [Metrics(registry=CollectorRegistry()) for _ in range(2)]
+    for k in (1, 2):  # two more files: 6 is shard 1's, 5 is shard 2's
+        await stream(ProducerSettings(shard=f"{k}/2", files=7, **common), metrics=again[k - 1])
+
+    received = await _read_all(kafka_settings, count=7 * 4)
+    numbers = Counter(RawChunk.from_bytes(value).file_number for _, _, value in received)
+    assert numbers == {n: 4 for n in range(7)}  # every file's 4 chunks, once
+    records = sorted((await _progress_records(kafka_settings)).values(), key=lambda p: p.key)
+    assert [(str(p.shard), p.files.ranges, p.finished) for p in records] == [
+        ("1/2", [(0, 1), (2, 3), (4, 5), (6, 7)], True),
+        ("2/2", [(1, 2), (3, 4), (5, 6)], True),
+    ]
+    sent = [m.value("quax_producer_files_total") for m in (*first, *again)]
+    assert sent == [3, 2, 1, 1]
+
+    # Feeding the run another way would send its files again: refused, saying why.
+    for other, words in [({}, "fed as shard ./2; this producer would feed the whole run"),
+                         ({"shard": "1/3"}, "the same number of shards")]:  # fmt: skip
+        with pytest.raises(RunRefusedError, match=words):
+            await stream(
+                ProducerSettings(files=7, **(common | other)),
+                metrics=Metrics(registry=CollectorRegistry()),
+            )

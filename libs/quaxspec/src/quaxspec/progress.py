@@ -1,10 +1,11 @@
 """What a producer has delivered of a run (topic quax.progress): the record it resumes from.
 
 One JSON document per run, keyed by run id on a compacted topic, rewritten after every
-file whose chunks Kafka has all acknowledged. It holds the run's configuration (fixed by
-its first file), the acknowledged file numbers as ranges, and the fingerprints of the
-run's lowest and highest files, by which a restarted producer tells the same acquisition
-from a new one. docs/messages.md describes every field.
+file whose chunks Kafka has all acknowledged; a run fed by several producers, each taking
+a shard of the file numbers, has one document per shard. It holds the run's
+configuration (fixed by its first file), the acknowledged file numbers as ranges, and the
+fingerprints of the run's lowest and highest files, by which a restarted producer tells
+the same acquisition from a new one. docs/messages.md describes every field.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from quaxspec import strictjson
 from quaxspec.messages import MessageDecodeError
 from quaxspec.ranges import Ranges
 
-__all__ = ["PROGRESS_SCHEMA", "FileMark", "RunConfig", "RunProgress"]
+__all__ = ["PROGRESS_SCHEMA", "FileMark", "RunConfig", "RunProgress", "Shard"]
 
 PROGRESS_SCHEMA = "quax.run-progress/1"
 _MAX_FILE = 2**32 - 1
 _MAX_RANGES = 100_000
+_MAX_SHARDS = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +58,38 @@ class RunConfig:
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based): the file numbers n with n mod count = index − 1.
+
+    Several producers feed one run by taking one shard each; together they take every file.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count <= _MAX_SHARDS:
+            raise ValueError(
+                f"shard {self.index}/{self.count}: it must be K/N with 1 ≤ K ≤ N ≤ {_MAX_SHARDS}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"K/N"``, e.g. ``"2/3"``; ValueError with the reason otherwise."""
+        index, slash, count = text.strip().partition("/")
+        if not slash or not index.isdigit() or not count.isdigit():
+            raise ValueError(f"shard {text!r} is not of the form K/N (e.g. 1/2)")
+        return cls(int(index), int(count))
+
+    def takes(self, number: int) -> bool:
+        """Whether file ``number`` belongs to this shard."""
+        return number % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileMark:
     """One delivered file: its number, content fingerprint, DAQ time and length."""
@@ -84,6 +118,15 @@ class RunProgress:
     last: FileMark | None = None
     #: The source ended (a replay that reached its last file); more files reopen the run.
     finished: bool = False
+    #: The file numbers this producer takes, when several feed the run; None: all of them.
+    shard: Shard | None = None
+
+    @property
+    def key(self) -> bytes:
+        """The record's key on quax.progress: the run id, and the shard if there is one."""
+        if self.shard is None:
+            return self.run_id.encode()
+        return f"{self.run_id}\x00shard {self.shard}".encode()
 
     def delivered(self, mark: FileMark, *, now: float) -> RunProgress:
         """The progress once ``mark``'s file is delivered."""
@@ -114,6 +157,7 @@ class RunProgress:
             "started_time": self.started_time,
             "updated_time": self.updated_time,
             "finished": self.finished,
+            "shard": None if self.shard is None else str(self.shard),
             "file_count": len(self.files),
             "files": [list(pair) for pair in self.files.ranges],
             "first": _mark_json(self.first),
@@ -162,6 +206,7 @@ class RunProgress:
             started_time=_finite(doc["started_time"]),
             updated_time=_finite(doc["updated_time"]),
             finished=_bool(doc["finished"]),
+            shard=None if doc.get("shard") is None else Shard.parse(_text(doc["shard"], 16)),
             files=files,
             first=_mark(doc["first"]),
             last=_mark(doc["last"]),

@@ -33,6 +33,7 @@ def run(
     source: Annotated[SourceKind | None, typer.Option(help=_about("source"))] = None,
     directory: Annotated[Path | None, typer.Option(help=_about("directory"))] = None,
     run_id: Annotated[str | None, typer.Option(help=_about("run_id"))] = None,
+    shard: Annotated[str | None, typer.Option(help=_about("shard"))] = None,
     f_lo: Annotated[float | None, typer.Option(help=_about("f_lo"))] = None,
     n_fft: Annotated[int | None, typer.Option(help=_about("n_fft"))] = None,
     fs: Annotated[float | None, typer.Option(help=_about("fs"))] = None,

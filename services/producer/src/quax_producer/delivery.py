@@ -119,18 +119,20 @@ class KafkaLink:
         await self._close_client()
         await self.connect()
 
-    async def read_progress(self) -> dict[str, RunProgress]:
-        """The latest progress record of every run (quax.progress is compacted, keyed by run)."""
-        return await self._retrying(self._read_progress_once, doing="reading quax.progress")
+    async def read_progress(self) -> list[RunProgress]:
+        """The latest progress record of every run, one per shard for a sharded run.
+
+        (quax.progress is compacted and keyed by run, and shard.)
+        """
+        records = await self._retrying(self._read_progress_once, doing="reading quax.progress")
+        return list(records.values())
 
     async def publish(self, progress: RunProgress) -> None:
         """Write a run's progress and wait for Kafka to acknowledge it (raises KafkaError)."""
         started = time.monotonic()
         delivery = await within(
             self.delivery_timeout,
-            self.producer.send(
-                self.progress_topic, progress.to_bytes(), key=progress.run_id.encode()
-            ),
+            self.producer.send(self.progress_topic, progress.to_bytes(), key=progress.key),
             what="handing a progress record to the client",
         )
         left = max(0.0, self.delivery_timeout - (time.monotonic() - started))
@@ -224,7 +226,7 @@ class KafkaLink:
                     "(tools/kafka/kafka.sh topics, or the chart's topics job)"
                 )
 
-    async def _read_progress_once(self) -> dict[str, RunProgress]:
+    async def _read_progress_once(self) -> dict[bytes, RunProgress]:
         kafka = self._settings.kafka
         consumer = AIOKafkaConsumer(
             **kafka.client_options(),
@@ -233,7 +235,7 @@ class KafkaLink:
             max_partition_fetch_bytes=kafka.max_message_bytes,
         )
         await consumer.start()
-        records: dict[str, RunProgress] = {}
+        records: dict[bytes, RunProgress] = {}
         try:
             partitions = [
                 TopicPartition(self.progress_topic, p)
@@ -257,16 +259,18 @@ class KafkaLink:
             await _quietly_stop(producer)
 
 
-def _take_progress(records: dict[str, RunProgress], key: bytes | None, value: bytes | None) -> None:
-    if value is None:  # a tombstone: the run was deleted
-        records.pop((key or b"").decode(errors="replace"), None)
+def _take_progress(
+    records: dict[bytes, RunProgress], key: bytes | None, value: bytes | None
+) -> None:
+    if value is None:  # a tombstone: the run (or one shard of it) was deleted
+        records.pop(key or b"", None)
         return
     try:
         progress = RunProgress.from_bytes(value)
     except MessageDecodeError as error:
         _log.warning("Ignored a progress record that did not decode.", reason=str(error))
         return
-    records[progress.run_id] = progress
+    records[progress.key] = progress
 
 
 async def _quietly_stop(producer: RawProducer) -> None:

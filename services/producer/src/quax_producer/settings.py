@@ -15,7 +15,7 @@ from quaxspec.daq import (
     DEFAULT_SLICES_PER_CHUNK,
 )
 from quaxspec.limits import check_fits
-from quaxspec.progress import RunConfig
+from quaxspec.progress import RunConfig, Shard
 from quaxspec.settings import KafkaSettings, LoggingSettings
 
 __all__ = ["ProducerSettings", "SourceKind", "WatchMethod"]
@@ -42,6 +42,12 @@ class ProducerSettings(BaseSettings):
         description="Run the pairs belong to. By default one run per acquisition: the "
         "producer resumes the newest run of its source if its files are unchanged, and "
         "otherwise starts <folder name or synthetic-<seed>>-<UTC time of the first file>.",
+    )
+    shard: str | None = Field(
+        None,
+        description="K/N: take only the file numbers n with n mod N = K−1, so that N "
+        "producers (K = 1 … N, the same run id and settings) feed one run together; each "
+        "resumes from its own progress. For replays (directory, synthetic).",
     )
     f_lo: float = Field(0.0, description="Local-oscillator frequency of the run (Hz).")
     n_fft: int = Field(DEFAULT_N_FFT, ge=2, description="Samples per FFT slice.")
@@ -157,6 +163,14 @@ class ProducerSettings(BaseSettings):
             raise ValueError(f"the {self.source} source needs a directory")
         if self.run_id is not None and not 1 <= len(self.run_id.encode()) <= 255:
             raise ValueError("run id must be 1–255 UTF-8 bytes")
+        if self.shard is not None:
+            Shard.parse(self.shard)  # ValueError with the reason
+            if self.run_id is None:
+                raise ValueError("a shard needs a run id: the shards of a run must name it")
+            if self.source == "watch":
+                raise ValueError(
+                    "a watched folder is one DAQ writing in order: shard a replay instead"
+                )
         # Every message the run will cause downstream must fit, or the run is refused now.
         check_fits(
             n_fft=self.n_fft,
@@ -164,6 +178,11 @@ class ProducerSettings(BaseSettings):
             limit=self.kafka.max_message_bytes,
         )
         return self
+
+    @property
+    def shard_of_run(self) -> Shard | None:
+        """The shard of the run's files this producer takes; None: all of them."""
+        return None if self.shard is None else Shard.parse(self.shard)
 
     @property
     def source_identity(self) -> str:

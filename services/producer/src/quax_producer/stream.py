@@ -105,7 +105,11 @@ class _Stream:
 
     async def run(self) -> None:
         settings, source = self._settings, self._source
-        self._known = await self._link.read_progress()
+        shard = settings.shard_of_run
+        records = await self._link.read_progress()
+        # A shard resumes from its own record, a whole-run producer from whole runs' ones.
+        self._known = {p.run_id: p for p in records if p.shard == shard}
+        _check_shards(settings, [p for p in records if p.run_id == settings.run_id])
         progress, why = await asyncio.to_thread(
             functools.partial(
                 choose_run,
@@ -119,10 +123,12 @@ class _Stream:
                 now=time.time(),
             )
         )
-        await self._begin(progress, why)
+        await self._begin(dataclasses.replace(progress, shard=shard), why)
         growing = source.live and settings.watch_send_while_written
         items = source.items(
-            skip=lambda number: self.ledger.delivered_before(number),
+            skip=lambda number: (
+                self.ledger.delivered_before(number) or not (shard is None or shard.takes(number))
+            ),
             growth_step=settings.slices_per_chunk * settings.n_fft if growing else None,
             on_look=self._metrics.watch_seconds.observe,
         )
@@ -155,6 +161,7 @@ class _Stream:
         _log.info(
             "Delivering into a run.",
             why=why,
+            shard=None if progress.shard is None else str(progress.shard),
             configuration=progress.config.describe(),
             delivered_before=len(progress.files),
         )
@@ -435,3 +442,30 @@ def _reader(pair: FilePair, n_fft: int) -> Callable[[int, int], Slices]:
         return Slices(i=i.reshape(count, n_fft), q=q.reshape(count, n_fft), daq_time=daq_time)
 
     return read
+
+
+def _check_shards(settings: ProducerSettings, records: list[RunProgress]) -> None:
+    """Refuse to feed a named run that other producers feed in another way.
+
+    ``records`` are the run's progress records. Shards of one run must cut the file numbers
+    the same way (the same N) and share its configuration; a whole-run producer and shards
+    would each send the files the other had sent.
+    """
+    shard, config = settings.shard_of_run, settings.run_config
+    for other in records:
+        if other.shard == shard:
+            continue
+        theirs = "the whole run" if other.shard is None else f"shard {other.shard}"
+        mine = "the whole run" if shard is None else f"shard {shard}"
+        if shard is None or other.shard is None or other.shard.count != shard.count:
+            raise RunRefusedError(
+                f"run {other.run_id} is fed as {theirs}; this producer would feed {mine}. "
+                "Use the same number of shards as the run's other producers, or another run id."
+            )
+        differences = config.differences(other.config)
+        if differences:
+            raise RunRefusedError(
+                f"run {other.run_id} was started by its shard {other.shard} with "
+                f"{other.config.describe()}; this shard has {config.describe()} "
+                f"({'; '.join(differences)}). Every shard of a run needs the same settings."
+            )
