@@ -1,7 +1,8 @@
 """Sustained rate and cost per process: the chain held at a rate for minutes, each process measured.
 
-On a fresh local broker per run, with the services as real processes, for 1 and 2 FFT
-workers, the producer paced at each of ``--rates`` (MB/s of samples) for a window of
+On a fresh local broker per run, with the services as real processes, for 1 and 2
+producers (each taking a shard of the run's files) and 1 and 2 FFT workers, the producers
+paced at each of ``--rates`` (MB/s of samples, in all) for a window of
 ``--seconds`` (120 s or more) after a warm-up. A rate is held when the backlog (pairs sent
 minus file spectra out, sampled each second) stays bounded: at most ``MAX_BACKLOG`` files
 and no upward trend (slope at most ``MAX_SLOPE`` files a minute). CPU (cores) and peak RSS
@@ -107,30 +108,44 @@ def _daq_folder(root: Path, files: int) -> Path:
 
 
 def _sent_times(pipe: Pipeline) -> list[float]:
-    """Wall-clock times of the producer's "Sent a file." lines."""
+    """Wall-clock times of the producers' "Sent a file." lines."""
     times = []
-    for line in (pipe.root / "producer.log").read_text().splitlines():
-        if line.startswith("{") and '"Sent a file."' in line:
-            stamp = json.loads(line)["timestamp"]
-            times.append(datetime.datetime.fromisoformat(stamp).timestamp())
+    for log in pipe.root.glob("producer*.log"):
+        for line in log.read_text().splitlines():
+            if line.startswith("{") and '"Sent a file."' in line:
+                stamp = json.loads(line)["timestamp"]
+                times.append(datetime.datetime.fromisoformat(stamp).timestamp())
     return sorted(times)
 
 
 def start_chain(
-    pipe: Pipeline, *, workers: int, daq: Path, files: int, run_id: str, mb_per_s: float
+    pipe: Pipeline,
+    *,
+    workers: int,
+    daq: Path,
+    files: int,
+    run_id: str,
+    mb_per_s: float,
+    producers: int = 1,
 ) -> tuple[float, float]:
-    """The aggregator and workers, then the producer paced at ``mb_per_s``.
+    """The aggregator and workers, then the producers paced at ``mb_per_s`` in all.
 
-    Returns when the producer started, monotonic and wall-clock.
+    Several producers take one shard of the run's files each (``--shard K/N``), each paced
+    at its share of the rate. Returns when the producers started, monotonic and wall-clock.
     """
     pipe.start_aggregator()
     for n in range(workers):
         pipe.start_worker(f"fft-worker-{n + 1}")
     time.sleep(10)  # the workers and the aggregator join their groups
     started = time.monotonic(), time.time()
-    pipe.start("producer", "quax-producer", "run", "--source", "directory",
-               "--directory", str(daq), "--files", str(files), "--run-id", run_id,
-               "--mb-per-s", str(mb_per_s))  # fmt: skip
+    command = ["quax-producer", "run", "--source", "directory", "--directory", str(daq),
+               "--files", str(files), "--run-id", run_id]  # fmt: skip
+    if producers == 1:
+        pipe.start("producer", *command, "--mb-per-s", str(mb_per_s))
+        return started
+    for k in range(1, producers + 1):
+        pipe.start(f"producer-{k}", *command, "--shard", f"{k}/{producers}",
+                   "--mb-per-s", str(mb_per_s / producers))  # fmt: skip
     return started
 
 
@@ -142,6 +157,7 @@ def run_chain(
     workers: int,
     mb_per_s: float,
     seconds: float,
+    producers: int = 1,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One measured run: the chain fed at ``mb_per_s``.
@@ -153,8 +169,9 @@ def run_chain(
     pipe = Pipeline(kafka, root / name, **(env or {}))
     try:
         started, wall_start = start_chain(
-            pipe, workers=workers, daq=daq, files=files, run_id=name, mb_per_s=mb_per_s
-        )
+            pipe, workers=workers, daq=daq, files=files, run_id=name, mb_per_s=mb_per_s,
+            producers=producers,
+        )  # fmt: skip
         pids = {"broker": kafka.pid, **{n: p.pid for n, p in pipe.processes.items()}}
         window = Window(pids, started + WARMUP_S, seconds)
         cores = window.result()
@@ -178,6 +195,7 @@ def run_chain(
     largest = int(backlog.max())
     return {
         "name": name,
+        "producers": producers,
         "workers": workers,
         "paced_mb_per_s": mb_per_s,
         "files": files,
@@ -194,13 +212,14 @@ def run_chain(
 def _row(r: dict[str, Any]) -> str:
     cores = r["cores"]
     workers = sum(v for k, v in cores.items() if k.startswith("fft-worker"))
+    producers = sum(v for k, v in cores.items() if k.startswith("producer"))
     services = max(v for k, v in r["peak_rss_mb"].items() if k != "broker")
     rate = r["paced_mb_per_s"]
     return (
-        f"| {r['workers']} | {rate:.0f} ({rate / REAL_TIME_MB_S:.1f}×) "
+        f"| {r.get('producers', 1)} | {r['workers']} | {rate:.0f} ({rate / REAL_TIME_MB_S:.1f}×) "
         f"| {r['mb_per_s_out']:.0f} | {r['max_backlog_files']} "
         f"| {r['backlog_slope_files_per_min']:+.1f} | {'yes' if r['held'] else '**no**'} "
-        f"| {cores['broker']:.2f} | {cores['producer']:.2f} | {workers:.2f} "
+        f"| {cores['broker']:.2f} | {producers:.2f} | {workers:.2f} "
         f"| {cores['aggregator']:.2f} | {sum(cores.values()):.2f} | {services:.0f} |"
     )
 
@@ -221,10 +240,10 @@ def table(runs: list[dict[str, Any]], real: dict[str, Any]) -> str:
         "CPU in cores (1.0 = one core busy); RSS is the largest peak of the services (the "
         "broker's JVM heap is capped at 512 MB).",
         "",
-        "| FFT workers | input MB/s | MB/s out | largest backlog (files) "
-        "| backlog slope (files/min) | held | broker | producer | workers | aggregator "
+        "| producers | FFT workers | input MB/s | MB/s out | largest backlog (files) "
+        "| backlog slope (files/min) | held | broker | producers | workers | aggregator "
         "| total cores | peak RSS (MB) |",
-        "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         *map(_row, runs),
         "",
         f"Cost at the real rate (2 workers, {real['seconds']:.0f} s at 16 MB/s): CPU seconds per "
@@ -257,32 +276,40 @@ def main(
     ),
     seconds: Annotated[float, typer.Option(help="Measured window of each run (s).")] = 120.0,
     real_seconds: Annotated[float, typer.Option(help="Window at the real rate (s).")] = 120.0,
+    producers: Annotated[
+        str, typer.Option(help="Producers feeding the run (shards), comma-separated.")
+    ] = "1,2",
     real_rate: Annotated[bool, typer.Option(help="Also measure the real rate.")] = True,
     save: Annotated[bool, typer.Option(help="Record in docs/benchmarks.md.")] = True,
 ) -> None:
-    """Each rate with 1 and 2 workers (higher rates skipped once one is not held), then 1×."""
+    """Each rate with 1 and 2 producers × 1 and 2 workers (higher rates skipped once one is
+    not held), then 1×."""
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="quax-bench-sustained-") as scratch:
         root = Path(scratch)
 
-        def measured(name: str, workers: int, rate: float, window: float) -> dict[str, Any]:
+        def measured(
+            name: str, workers: int, rate: float, window: float, producers: int = 1
+        ) -> dict[str, Any]:
             # A fresh broker per run: a run writes tens of gigabytes.
             kafka = LocalKafka.fresh(root / f"kafka-{name}")
             kafka.run("start")
             try:
                 figures = run_chain(kafka, root, name=name, workers=workers, mb_per_s=rate,
-                                    seconds=window)  # fmt: skip
+                                    seconds=window, producers=producers)  # fmt: skip
             finally:
                 kafka.run("stop")
                 shutil.rmtree(root / f"kafka-{name}", ignore_errors=True)
             print(json.dumps(figures), flush=True)
             return figures
 
-        for workers in (1, 2):
-            for rate in sorted(float(r) for r in rates.split(",")):
-                runs.append(measured(f"w{workers}-{rate:.0f}", workers, rate, seconds))
-                if not runs[-1]["held"]:
-                    break
+        for feeding in sorted(int(p) for p in producers.split(",")):
+            for workers in (1, 2):
+                for rate in sorted(float(r) for r in rates.split(",")):
+                    name = f"p{feeding}-w{workers}-{rate:.0f}"
+                    runs.append(measured(name, workers, rate, seconds, feeding))
+                    if not runs[-1]["held"]:
+                        break
         if not real_rate:
             return
         real = measured("real", 2, REAL_TIME_MB_S, real_seconds)
