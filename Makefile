@@ -123,7 +123,7 @@ bench-kernel: setup ## Kernel speed against the bare FFT and numpy (docs/benchma
 bench-pipeline: setup kafka-install ## Pipeline throughput and latency on a local broker (docs/benchmarks.md)
 	$(BIN)/python bench/pipeline.py
 
-bench-live: setup kafka-install ## A watched DAQ at the real rate for 30 min and at 3× for 150 pairs, and the watch's cost (docs/benchmarks.md)
+bench-live: setup kafka-install ## A watched DAQ at the real rate for 30 min and at 4× for 150 pairs, and the watch's cost (docs/benchmarks.md)
 	$(BIN)/python bench/live.py
 
 bench-clients: setup kafka-install ## The producer's Kafka client: aiokafka against confluent-kafka on one broker (docs/benchmarks.md)

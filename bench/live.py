@@ -147,7 +147,7 @@ def main(
     minutes: Annotated[float, typer.Option(help="Length of the watched run.")] = 30.0,
     fast_speed: Annotated[
         float, typer.Option(help="The faster DAQ, × real time: half the held maximum.")
-    ] = 3.0,
+    ] = 4.0,
     fast_files: Annotated[int, typer.Option(help="Pairs of the faster run.")] = 150,
     pairs: Annotated[int, typer.Option(help="Pairs in the full folder.")] = 20_000,
     record: Annotated[bool, typer.Option(help="Write docs/benchmarks.md and results.")] = True,
