@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from quax_producer.runs import RunLedger, RunRefusedError, choose_run, new_run_id
-from quaxspec.progress import FileMark, RunConfig, RunProgress
+from quax_producer.runs import RunLedger, RunRefusedError, check_shards, choose_run, new_run_id
+from quaxspec.progress import FileMark, RunConfig, RunProgress, Shard
 
 CONFIG = RunConfig(n_fft=3072, fs=2e6, f_lo=0.0, slices_per_chunk=32)
 SOURCE = "watch:/daq/out"
@@ -131,3 +131,26 @@ def test_a_replay_only_skips_what_it_delivered():
 
     assert ledger.decide(6, T0, "0" * 32).verdict == "repeat"
     assert ledger.decide(2, T0 - 100, None).verdict == "send"  # order and times mean nothing
+
+
+def _shard_record(shard: Shard | None, config: RunConfig = CONFIG) -> RunProgress:
+    return RunProgress(
+        run_id="r", source=SOURCE, config=config, started_time=T0, updated_time=T0, shard=shard
+    )
+
+
+def test_the_shards_of_a_run_go_together_and_nothing_else_joins_them() -> None:
+    others = [_shard_record(Shard(1, 2)), _shard_record(Shard(2, 2))]
+    check_shards(Shard(2, 2), CONFIG, others)  # its own record and its sibling's: fine
+    check_shards(None, CONFIG, [_shard_record(None)])  # a whole run resumed whole: fine
+    refusals = [
+        (None, CONFIG, "is fed as shard 1/2; this producer would feed the whole run"),
+        (Shard(1, 3), CONFIG, "the same number of shards"),
+        (Shard(2, 2), RunConfig(n_fft=2048, fs=2e6, f_lo=0.0, slices_per_chunk=32),
+         "n_fft 2048 ≠ 3072"),
+    ]  # fmt: skip
+    for shard, config, words in refusals:
+        with pytest.raises(RunRefusedError, match=words):
+            check_shards(shard, config, others)
+    with pytest.raises(RunRefusedError, match="is fed as the whole run; this producer would"):
+        check_shards(Shard(1, 2), CONFIG, [_shard_record(None)])

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from quaxspec.progress import FileMark, RunConfig, RunProgress
+from quaxspec.progress import FileMark, RunConfig, RunProgress, Shard
 
-__all__ = ["RunLedger", "RunRefusedError", "Verdict", "choose_run", "new_run_id"]
+__all__ = ["RunLedger", "RunRefusedError", "Verdict", "check_shards", "choose_run", "new_run_id"]
 
 Verdict = Literal["send", "repeat", "predates", "new_acquisition"]
 
@@ -100,6 +100,33 @@ def choose_run(
         )
     fresh = _start(new_run_id(base, first_time(), known), source, config, now)
     return fresh, f"run {fresh.run_id} is new: no run of this source yet"
+
+
+def check_shards(shard: Shard | None, config: RunConfig, records: list[RunProgress]) -> None:
+    """Refuse to feed a named run that other producers feed in another way.
+
+    ``records`` are the run's progress records; ``shard`` and ``config`` this producer's.
+    Shards of one run must cut the file numbers the same way (the same N) and share its
+    configuration; a whole-run producer and shards would each send the files the other had
+    sent. Raises :class:`RunRefusedError` with the reason.
+    """
+    for other in records:
+        if other.shard == shard:
+            continue
+        theirs = "the whole run" if other.shard is None else f"shard {other.shard}"
+        mine = "the whole run" if shard is None else f"shard {shard}"
+        if shard is None or other.shard is None or other.shard.count != shard.count:
+            raise RunRefusedError(
+                f"run {other.run_id} is fed as {theirs}; this producer would feed {mine}. "
+                "Use the same number of shards as the run's other producers, or another run id."
+            )
+        differences = config.differences(other.config)
+        if differences:
+            raise RunRefusedError(
+                f"run {other.run_id} was started by its shard {other.shard} with "
+                f"{other.config.describe()}; this shard has {config.describe()} "
+                f"({'; '.join(differences)}). Every shard of a run needs the same settings."
+            )
 
 
 def _start(run_id: str, source: str, config: RunConfig, now: float) -> RunProgress:

@@ -27,7 +27,7 @@ from quax_producer.delivery import KafkaLink, MissingTopicError, StopRequestedEr
 from quax_producer.items import BadPair, GrowingPair
 from quax_producer.metrics import Metrics
 from quax_producer.pacing import Pacer
-from quax_producer.runs import RunLedger, RunRefusedError, choose_run, new_run_id
+from quax_producer.runs import RunLedger, RunRefusedError, check_shards, choose_run, new_run_id
 from quax_producer.settings import ProducerSettings
 from quax_producer.shutdown import until_stopped
 from quax_producer.sources import Source, open_source
@@ -109,7 +109,9 @@ class _Stream:
         records = await self._link.read_progress()
         # A shard resumes from its own record, a whole-run producer from whole runs' ones.
         self._known = {p.run_id: p for p in records if p.shard == shard}
-        _check_shards(settings, [p for p in records if p.run_id == settings.run_id])
+        check_shards(
+            shard, settings.run_config, [p for p in records if p.run_id == settings.run_id]
+        )
         progress, why = await asyncio.to_thread(
             functools.partial(
                 choose_run,
@@ -442,30 +444,3 @@ def _reader(pair: FilePair, n_fft: int) -> Callable[[int, int], Slices]:
         return Slices(i=i.reshape(count, n_fft), q=q.reshape(count, n_fft), daq_time=daq_time)
 
     return read
-
-
-def _check_shards(settings: ProducerSettings, records: list[RunProgress]) -> None:
-    """Refuse to feed a named run that other producers feed in another way.
-
-    ``records`` are the run's progress records. Shards of one run must cut the file numbers
-    the same way (the same N) and share its configuration; a whole-run producer and shards
-    would each send the files the other had sent.
-    """
-    shard, config = settings.shard_of_run, settings.run_config
-    for other in records:
-        if other.shard == shard:
-            continue
-        theirs = "the whole run" if other.shard is None else f"shard {other.shard}"
-        mine = "the whole run" if shard is None else f"shard {shard}"
-        if shard is None or other.shard is None or other.shard.count != shard.count:
-            raise RunRefusedError(
-                f"run {other.run_id} is fed as {theirs}; this producer would feed {mine}. "
-                "Use the same number of shards as the run's other producers, or another run id."
-            )
-        differences = config.differences(other.config)
-        if differences:
-            raise RunRefusedError(
-                f"run {other.run_id} was started by its shard {other.shard} with "
-                f"{other.config.describe()}; this shard has {config.describe()} "
-                f"({'; '.join(differences)}). Every shard of a run needs the same settings."
-            )
