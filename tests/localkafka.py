@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,11 +17,27 @@ ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = ROOT / "tools" / "kafka" / "kafka.sh"
 
 
+# Ports are drawn below the kernel's ephemeral range (32768-60999 by default), which the
+# suite's own outgoing connections use: a port the kernel hands out for "port 0" can be
+# taken by a client's connection before the broker binds it. Each is handed out once.
+_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now and no earlier call gave."""
+    for _ in range(200):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1} after 200 tries")
 
 
 @dataclass
@@ -63,14 +80,19 @@ class LocalKafka:
             "QUAX_KAFKA_PORT": str(self.port),
             "QUAX_KAFKA_CONTROLLER_PORT": str(self.controller_port),
         }
-        return subprocess.run(
+        done = subprocess.run(
             ["bash", str(KAFKA_SH), command],
             env=env,
-            check=True,
             capture_output=True,
             text=True,
             timeout=180,
         )
+        if done.returncode != 0:  # the script's own words say why; keep them in the failure
+            raise RuntimeError(
+                f"kafka.sh {command} (port {self.port}) exited {done.returncode}:\n"
+                f"{done.stdout}{done.stderr}"
+            )
+        return done
 
     def create_topics(self, prefix: str = "", aggregator_app_id: str = "quax-aggregator") -> None:
         """Create the project's topics, each name preceded by ``prefix``, and the changelogs

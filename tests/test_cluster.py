@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ import httpx
 import numpy as np
 import pytest
 from chart_render import CHART, HELM, SCENARIOS, helm_args, tool
+from localkafka import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from reference import SliceSums, check_file
 
@@ -170,12 +170,6 @@ KEPT = {
     "configmap/kube-root-ca.crt",
     "serviceaccount/default",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def daq_volume(folder: Path) -> str:
