@@ -284,6 +284,13 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {total:.2f} | {total / floor_cost:.0f} "
             f"| {total / sum(ours['cpu_s_per_gb'].values()):.2f} |"
         )
+    ratio = sum(ours["cpu_s_per_gb"].values()) / floor_cost
+    lines += [
+        "",
+        "| goal | target | measured | ratio |",
+        "|---|---:|---:|---:|",
+        f"| pipeline CPU per GB, against the floor's | ≤ 15× | {ratio:.0f}× | {ratio / 15:.2f} |",
+    ]
     return "\n".join(lines)
 
 
