@@ -48,7 +48,8 @@ from sustained import PAIR_MB, REAL_TIME_MB_S, _daq_folder  # noqa: E402
 
 from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, pair_paths, read_pair, scan_directory  # noqa: E402
 from quaxspec.moments import Moments  # noqa: E402
-from quaxspec.spectrum import SpectrumKernel, psd_scale  # noqa: E402
+from quaxspec.psd import psd_scale  # noqa: E402
+from quaxspec.spectrum import SpectrumKernel  # noqa: E402
 
 SLICES, RESULTS = "per-slice-raw", "per-slice-results"
 KEYS = ("broker", "producer", "aggregator")

@@ -7,7 +7,8 @@ from scipy.stats import norm
 from quaxspec.analysis import AnalysisConfig, analyse, baseline_efficiency, expected_significance
 from quaxspec.lineshape import maxwellian_bin_fractions
 from quaxspec.moments import Moments
-from quaxspec.spectrum import SpectrumKernel, frequency_axis
+from quaxspec.psd import frequency_axis
+from quaxspec.spectrum import SpectrumKernel
 from quaxspec.synthetic import AxionLine, Baseline, SyntheticDaq
 
 N_FFT = 3072

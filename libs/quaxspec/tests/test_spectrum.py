@@ -7,7 +7,8 @@ import pytest
 import scipy.signal
 
 from quaxspec.daq import read_pair, write_pair
-from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel, frequency_axis
+from quaxspec.psd import frequency_axis
+from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
 from quaxspec.synthetic import AxionLine, SyntheticDaq
 
 FS = 2.0e6

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from quaxspec.lineshape import TEMPLATE_LEAD, maxwellian_bin_fractions
-from quaxspec.spectrum import SpectrumKernel, frequency_axis
+from quaxspec.psd import frequency_axis
+from quaxspec.spectrum import SpectrumKernel
 from quaxspec.synthetic import AxionLine, Baseline, SyntheticDaq
 
 N_FFT = 3072

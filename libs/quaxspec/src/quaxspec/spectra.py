@@ -23,7 +23,7 @@ from quaxspec.aggregation import FileAccumulator, RunAccumulator
 from quaxspec.analysis import AnalysisConfig, Candidate, SpectrumAnalysis
 from quaxspec.limits import MAX_LISTED_CANDIDATES
 from quaxspec.messages import MessageDecodeError
-from quaxspec.spectrum import frequency_axis
+from quaxspec.psd import frequency_axis
 
 __all__ = ["FILE_SCHEMA", "RUN_SCHEMA", "FileSpectrum", "RunSpectrum"]
 

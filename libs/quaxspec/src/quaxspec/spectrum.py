@@ -30,8 +30,9 @@ from numpy.typing import NDArray
 
 from quaxspec.daq import DaqRecord
 from quaxspec.moments import Moments
+from quaxspec.psd import psd_scale
 
-__all__ = ["NonFiniteSamplesError", "SpectrumKernel", "frequency_axis", "psd_scale"]
+__all__ = ["NonFiniteSamplesError", "SpectrumKernel"]
 
 #: Slices per FFT batch when a whole file is processed in one process.
 DEFAULT_BATCH = 64
@@ -39,16 +40,6 @@ DEFAULT_BATCH = 64
 
 class NonFiniteSamplesError(ValueError):
     """The samples of a batch contain NaN or ±Inf, so its spectrum is meaningless."""
-
-
-def frequency_axis(n_fft: int, fs: float, f_lo: float = 0.0) -> NDArray[np.float64]:
-    """Absolute frequency (Hz) of each fftshifted bin: f_LO + fftshift(fftfreq(n_fft, 1/fs))."""
-    return f_lo + np.fft.fftshift(np.fft.fftfreq(n_fft, d=1.0 / fs))
-
-
-def psd_scale(n_fft: int, fs: float) -> float:
-    """Factor from |FFT|² to two-sided power spectral density (V²/Hz), boxcar window."""
-    return 1.0 / (fs * n_fft)
 
 
 class SpectrumKernel:

@@ -12,7 +12,8 @@ from rich.table import Table
 from quaxspec.analysis import AnalysisConfig, SpectrumAnalysis, analyse
 from quaxspec.daq import DaqFileError, read_pair, scan_directory
 from quaxspec.moments import Moments
-from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel, frequency_axis
+from quaxspec.psd import frequency_axis
+from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
 
 __all__ = ["process_directory"]
 
