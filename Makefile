@@ -141,7 +141,7 @@ bench-fanout: setup kafka-install ## 100 WebSocket clients on one run at the rea
 bench-per-slice: setup kafka-install ## The previous design's essence (one slice per message, one FFT per slice) beside ours and the bare kernel, same files and broker (docs/benchmarks.md)
 	$(BIN)/python bench/per_slice.py run
 
-bench-soak: setup kafka-install ## 3,000 small files through the pipeline: every process's memory at start, middle, end (docs/benchmarks.md)
+bench-soak: setup kafka-install ## 9,000 small files through the pipeline: every process's memory at start, middle, end (docs/benchmarks.md)
 	$(BIN)/python bench/soak.py
 
 clean: ## Remove the virtualenv, tools, images, broker data and demo data

@@ -100,7 +100,7 @@ def _row(name: str, rss: dict[str, dict[str, float]]) -> str:
 
 @app.command()
 def main(
-    files: Annotated[int, typer.Option(help="Files in the run.")] = 3000,
+    files: Annotated[int, typer.Option(help="Files in the run.")] = 9000,
     slices: Annotated[int, typer.Option(help="Slices of 3072 samples per file.")] = 16,
     warm: Annotated[int, typer.Option(help="Files before the first reading.")] = 200,
     seconds_per_pair: Annotated[float, typer.Option(help="Replay pace.")] = 0.05,
