@@ -115,9 +115,9 @@ async def _consume_slices(bootstrap: str, files: int, n_fft: int, first: Path) -
                     z.real, z.imag = samples[:n_fft], samples[n_fft:]
                     spectrum = np.fft.fft(z)  # one FFT per slice
                     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float64) * scale
-                    count, total, squares = sums.setdefault(
-                        number, ([0], np.zeros(n_fft), np.zeros(n_fft))
-                    )
+                    if number not in sums:
+                        sums[number] = ([0], np.zeros(n_fft), np.zeros(n_fft))
+                    count, total, squares = sums[number]
                     count[0] += 1
                     total += power
                     squares += power * power
