@@ -46,10 +46,17 @@ from pipeline import Pipeline  # noqa: E402
 from recording import machine, process_cpu, record  # noqa: E402
 from sustained import PAIR_MB, REAL_TIME_MB_S, _daq_folder  # noqa: E402
 
-from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, pair_paths, read_pair, scan_directory  # noqa: E402
+from quaxspec.daq import (  # noqa: E402
+    DEFAULT_FS,
+    DEFAULT_N_FFT,
+    DEFAULT_N_SAMPLES,
+    pair_paths,
+    read_pair,
+    scan_directory,
+)
 from quaxspec.moments import Moments  # noqa: E402
 from quaxspec.psd import psd_scale  # noqa: E402
-from quaxspec.spectrum import SpectrumKernel  # noqa: E402
+from quaxspec.spectrum import DEFAULT_BATCH, SpectrumKernel  # noqa: E402
 
 SLICES, RESULTS = "per-slice-raw", "per-slice-results"
 KEYS = ("broker", "producer", "aggregator")
@@ -58,8 +65,7 @@ app = typer.Typer(add_completion=False)
 
 
 def _own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+    return process_cpu(os.getpid())
 
 
 # ---------------------------------------------------------------- the per-slice architecture
@@ -156,7 +162,8 @@ def slices_consumer(bootstrap: str, files: int, first: Path, out: Path) -> None:
 def floor(daq: Path, files: int, first: Path, out: Path) -> None:
     """The kernel over the first ``files`` pairs of ``daq``, memory-mapped, in this process."""
     kernel = SpectrumKernel(n_fft=DEFAULT_N_FFT, fs=DEFAULT_FS)
-    kernel.warm([64])
+    slices = DEFAULT_N_SAMPLES // DEFAULT_N_FFT
+    kernel.warm({DEFAULT_BATCH, slices % DEFAULT_BATCH} - {0})  # plans made before the clock
     cpu, wall = _own_cpu(), time.monotonic()
     for pair in scan_directory(daq).pairs[:files]:
         moments: Moments = kernel.record_moments(read_pair(pair))
