@@ -90,13 +90,17 @@ def test_frequency_axis_is_centred_on_the_local_oscillator():
     assert np.diff(freq) == pytest.approx(np.full(3071, FS / 3072))
 
 
-def test_non_finite_samples_are_reported_not_averaged():
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("row", [0, 2])
+def test_non_finite_samples_are_reported_not_averaged(bad, row):
     kernel = SpectrumKernel(n_fft=64, fs=FS)
     i = np.zeros((4, 64), np.float32)
     q = np.zeros((4, 64), np.float32)
-    i[2, 10] = np.nan
+    q[row, 10] = bad
     with pytest.raises(NonFiniteSamplesError, match="NaN"):
         kernel.moments(i, q)
+    i[row, 10] = q[row, 10] = 0.0  # the kernel is usable again after a bad batch
+    assert kernel.moments(i, q).mean.sum() == 0.0
 
 
 @pytest.mark.parametrize("bad", [np.zeros(100, np.float32), np.zeros(128, np.float64)])

@@ -92,16 +92,6 @@ class SpectrumKernel:
             zeros = np.zeros((k, self.n_fft), dtype=np.float32)
             self.moments(zeros, zeros)
 
-    def power(self, i: NDArray[np.float32], q: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Per-slice PSD (k, n_fft), fftshifted: for inspection; the stream uses :meth:`moments`."""
-        i2, q2 = self._as_slices(i), self._as_slices(q)
-        with self._lock:
-            plan = self.plan(i2.shape[0])
-            _interleave(i2, q2, plan.input_array)
-            spectra = plan()
-            power = (spectra.real**2 + spectra.imag**2) * np.float32(self._scale)
-        return np.fft.fftshift(power, axes=1)
-
     def record_moments(self, record: DaqRecord, *, batch: int = DEFAULT_BATCH) -> Moments:
         """Moments over all complete slices of one DAQ record (the remainder is dropped)."""
         if record.layout(self.n_fft).n_slices == 0:
