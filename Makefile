@@ -120,7 +120,7 @@ bench: bench-kernel bench-clients bench-pipeline bench-sustained bench-live benc
 bench-kernel: setup ## Kernel speed against the bare FFT and numpy (docs/benchmarks.md)
 	$(BIN)/python bench/kernel.py
 
-bench-pipeline: setup kafka-install ## Pipeline throughput and latency on a local broker (docs/benchmarks.md)
+bench-pipeline: setup kafka-install ## Pipeline throughput as fast as it goes, 1 and 2 FFT workers, 96 files (docs/benchmarks.md)
 	$(BIN)/python bench/pipeline.py
 
 bench-live: setup kafka-install ## A watched DAQ at the real rate for 30 min and at 4× for 150 pairs, and the watch's cost (docs/benchmarks.md)
