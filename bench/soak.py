@@ -122,9 +122,16 @@ def soak(root: Path, *, files: int, slices: int, warm: int, seconds_per_pair: fl
 
 
 def _rss(pipe: Pipeline, broker: int) -> dict[str, float]:
+    """RSS of every running process; one that ends while it is read (the producer) is left out."""
     pids = {n: p.pid for n, p in pipe.processes.items() if p.poll() is None}
     pids["broker"] = broker
-    return {n: round(rss_mib(pid), 1) for n, pid in sorted(pids.items())}
+    rss = {}
+    for name, pid in sorted(pids.items()):
+        try:
+            rss[name] = round(rss_mib(pid), 1)
+        except FileNotFoundError:
+            assert name != "broker", "the broker is gone"
+    return rss
 
 
 def _sample(
