@@ -114,7 +114,13 @@ start() {
     write_config
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         local cluster_id
-        cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+        # Kafka's own ids never start with "-" (Uuid.randomUuid draws again): one that did
+        # would be read as an option by the storage tool (1 start in 64 failed that way).
+        cluster_id="$(python3 -c '
+import base64, uuid
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    pass
+print(i)')"
         local -a scram
         mapfile -t scram < <(scram_users)
         "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" >"$dir/logs/format.log" 2>&1 \
