@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from localkafka import LocalKafka, free_port
 
 from quaxspec.progress import RunProgress
@@ -63,6 +64,9 @@ class Pipeline:
             "QUAX_AGGREGATOR_METRICS_PORT": "0",
             "QUAX_AGGREGATOR_DATA_DIR": str(root / "aggregator"),
             "QUAX_PRODUCER_METRICS_PORT": "0",
+            "QUAX_ARCHIVER_METRICS_PORT": "0",
+            "QUAX_ARCHIVER_GROUP_ID": f"{self.prefix}archiver",
+            "QUAX_ARCHIVER_DIRECTORY": str(root / "archive"),
             "QUAX_PRODUCER_PROGRESS": "false",
             "QUAX_LOG_JSON_FORMAT": "true",
             **env,
@@ -91,6 +95,18 @@ class Pipeline:
         """Start an aggregator and wait until its tables are recovered."""
         process = self.start(name, "quax-aggregator", "worker", **env)
         self.wait_ready(name)
+        return process
+
+    def start_archiver(self, name: str = "archiver", **env: str) -> subprocess.Popen[bytes]:
+        """Start the archiver and wait until it has recovered its archive and reads."""
+        path = self.root / f"{name}.log"
+        earlier = path.stat().st_size if path.exists() else 0  # the log of former starts
+        process = self.start(name, "quax-archiver", "run", **env)
+        deadline = time.monotonic() + 60
+        while b'"event": "Archiving."' not in path.read_bytes()[earlier:]:
+            assert process.poll() is None, f"{name} exited:\n{self.log(name)}"
+            assert time.monotonic() < deadline, f"{name} not archiving:\n{self.log(name)}"
+            time.sleep(0.1)
         return process
 
     def start_api(self, name: str = "api", *, port: int, **env: str) -> subprocess.Popen[bytes]:
@@ -250,9 +266,13 @@ class Pipeline:
 
     def topic_records(self, spec: TopicSpec) -> list[tuple[bytes | None, bytes | None]]:
         """Every (key, value) of one of the pipeline's topics, from the start."""
-        return asyncio.run(self._topic_records(spec))
+        return [(r.key, r.value) for r in self.records(spec)]
 
-    async def _topic_records(self, spec: TopicSpec) -> list[tuple[bytes | None, bytes | None]]:
+    def records(self, spec: TopicSpec) -> list[ConsumerRecord[bytes, bytes]]:
+        """Every record of one of the pipeline's topics, from the start, by partition."""
+        return asyncio.run(self._records(spec))
+
+    async def _records(self, spec: TopicSpec) -> list[ConsumerRecord[bytes, bytes]]:
         consumer = AIOKafkaConsumer(
             **self.kafka.client_options,
             enable_auto_commit=False,
@@ -267,11 +287,11 @@ class Pipeline:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
-            records: list[tuple[bytes | None, bytes | None]] = []
+            records: list[ConsumerRecord[bytes, bytes]] = []
             while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
                 for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records += [(r.key, r.value) for r in batch]
-            return records
+                    records += batch
+            return sorted(records, key=lambda r: (r.partition, r.offset))
         finally:
             await consumer.stop()
 

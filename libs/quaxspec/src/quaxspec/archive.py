@@ -1,0 +1,245 @@
+"""The archive: every file spectrum and each run's latest state as Parquet, and reading it back.
+
+Layout under the archive's root (Hive-style partitions, which pyarrow, DuckDB and pandas
+read as columns; a run id is percent-encoded in its directory name)::
+
+    spectra/run=<run>/date=<YYYY-MM-DD>/part-<topic partition>-<first>-<last>.parquet
+    runs/run=<run>/state.parquet
+
+A spectra row is one record of quax.spectra, with the Kafka partition and offset it came
+from: a file emitted twice (a redelivery, or a new revision after a late chunk) has a row
+for each, and a reader keeps the highest revision of each ``(run_id, file_number)``
+(:func:`latest_revisions`). The date is the UTC day of the file's ``daq_time``. A run's
+state is its latest quax.runs record: the message itself (``message``, which decodes to
+exactly what was served live) and its main columns.
+
+Means and stds are float64, as the accumulators; an undefined std (one slice) is NaN.
+Names starting with ``.`` or ``_`` (files being written, the writer's journal) are
+skipped by pyarrow's dataset discovery, so readers never see a half-written file.
+
+The writer is the archiver service's (quax_archiver); this module is what every reader
+shares: the row format, the paths, and the per-file moments a run is rebuilt from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from quaxspec.moments import Moments
+from quaxspec.spectra import FileSpectrum, RunSpectrum
+
+__all__ = [
+    "FILE_COLUMNS",
+    "RUN_COLUMNS",
+    "SPECTRA_DIR",
+    "RUNS_DIR",
+    "ArchiveReader",
+    "file_moments",
+    "file_rows_table",
+    "file_spectrum_of_row",
+    "latest_revisions",
+    "run_moments",
+    "run_row_table",
+    "run_state_path",
+    "spectra_dir",
+]
+
+SPECTRA_DIR = "spectra"
+RUNS_DIR = "runs"
+STATE_FILE = "state.parquet"
+
+_F8_LIST = pa.list_(pa.float64())
+
+#: One row per record of quax.spectra.
+FILE_COLUMNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("file_number", pa.int64()),
+        ("revision", pa.int32()),
+        ("complete", pa.bool_()),
+        ("count", pa.int64()),
+        ("expected_count", pa.int64()),
+        ("duplicates", pa.int64()),
+        ("late_chunks", pa.int64()),
+        ("daq_time", pa.float64()),
+        ("emitted_time", pa.float64()),
+        ("n_fft", pa.int32()),
+        ("fs_hz", pa.float64()),
+        ("f_lo_hz", pa.float64()),
+        ("mean", _F8_LIST),
+        ("std", _F8_LIST),
+        ("spectral_kurtosis", _F8_LIST),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+    ]
+)
+
+#: One row per run: its latest update.
+RUN_COLUMNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("files", pa.int64()),
+        ("incomplete_files", pa.int64()),
+        ("slices", pa.int64()),
+        ("first_daq_time", pa.float64()),
+        ("last_daq_time", pa.float64()),
+        ("emitted_time", pa.float64()),
+        ("n_fft", pa.int32()),
+        ("fs_hz", pa.float64()),
+        ("f_lo_hz", pa.float64()),
+        ("mean", _F8_LIST),
+        ("sem", _F8_LIST),
+        ("candidate_count", pa.int64()),
+        ("message", pa.binary()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+    ]
+)
+
+
+def _run_segment(run_id: str) -> str:
+    return "run=" + quote(run_id, safe="")
+
+
+def utc_date(unix_seconds: float) -> str:
+    """The UTC day of a Unix time, as the ``date`` partition names it."""
+    return dt.datetime.fromtimestamp(unix_seconds, dt.UTC).date().isoformat()
+
+
+def spectra_dir(root: Path, run_id: str, date: str) -> Path:
+    """The directory of a run's file spectra of one day."""
+    return root / SPECTRA_DIR / _run_segment(run_id) / f"date={date}"
+
+
+def run_state_path(root: Path, run_id: str) -> Path:
+    """The file holding a run's latest state."""
+    return root / RUNS_DIR / _run_segment(run_id) / STATE_FILE
+
+
+def file_rows_table(rows: Iterable[tuple[FileSpectrum, int, int]]) -> pa.Table:
+    """The rows of ``(spectrum, kafka partition, kafka offset)`` records as a table."""
+    columns: dict[str, list[Any]] = {name: [] for name in FILE_COLUMNS.names}
+    for s, partition, offset in rows:
+        values = (
+            s.run_id, s.file_number, s.revision, s.complete, s.count, s.expected_count,
+            s.duplicates, s.late_chunks, s.daq_time, s.emitted_time, s.n_fft, s.fs, s.f_lo,
+            s.mean, s.std, s.spectral_kurtosis, partition, offset,
+        )  # fmt: skip
+        for name, value in zip(FILE_COLUMNS.names, values, strict=True):
+            columns[name].append(value)
+    return pa.table(columns, schema=FILE_COLUMNS)
+
+
+def run_row_table(run: RunSpectrum, message: bytes, partition: int, offset: int) -> pa.Table:
+    """A run's state as a one-row table (``message`` is the record it was decoded from)."""
+    values = (
+        run.run_id, run.files, run.incomplete_files, run.slices, run.first_daq_time,
+        run.last_daq_time, run.emitted_time, run.n_fft, run.fs, run.f_lo, run.mean, run.sem,
+        run.candidate_count, message, partition, offset,
+    )  # fmt: skip
+    return pa.table(
+        {name: [value] for name, value in zip(RUN_COLUMNS.names, values, strict=True)},
+        schema=RUN_COLUMNS,
+    )
+
+
+def file_spectrum_of_row(row: Mapping[str, Any]) -> FileSpectrum:
+    """The file spectrum a row was made from (every field and array exactly)."""
+    return FileSpectrum(
+        run_id=row["run_id"], file_number=int(row["file_number"]), n_fft=int(row["n_fft"]),
+        fs=float(row["fs_hz"]), f_lo=float(row["f_lo_hz"]), count=int(row["count"]),
+        expected_count=int(row["expected_count"]), duplicates=int(row["duplicates"]),
+        revision=int(row["revision"]), late_chunks=int(row["late_chunks"]),
+        daq_time=float(row["daq_time"]), emitted_time=float(row["emitted_time"]),
+        mean=_floats(row["mean"]), std=_floats(row["std"]),
+        spectral_kurtosis=_floats(row["spectral_kurtosis"]),
+    )  # fmt: skip
+
+
+def _floats(values: Any) -> NDArray[np.float64]:
+    return np.asarray(values, dtype=np.float64)
+
+
+def latest_revisions(table: pa.Table) -> pa.Table:
+    """One row per ``(run_id, file_number)``: its highest revision, then its latest emission."""
+    if table.num_rows == 0:
+        return table
+    order = table.sort_by(
+        [("run_id", "ascending"), ("file_number", "ascending"), ("revision", "descending"),
+         ("emitted_time", "descending")]
+    )  # fmt: skip
+    runs = order.column("run_id").to_pylist()
+    numbers = order.column("file_number").to_pylist()
+    keep = [
+        k == 0 or (runs[k], numbers[k]) != (runs[k - 1], numbers[k - 1]) for k in range(len(runs))
+    ]
+    return order.filter(pa.array(keep))
+
+
+def file_moments(count: int, mean: NDArray[np.float64], std: NDArray[np.float64]) -> Moments:
+    """A file's count, mean and M2 from its row: M2 = std²·(count − 1) (0 for one slice)."""
+    m2 = std * std * float(count - 1) if count > 1 else np.zeros_like(mean)
+    return Moments(np.int64(count), np.asarray(mean, np.float64), np.asarray(m2, np.float64))
+
+
+def run_moments(files: pa.Table) -> Moments:
+    """The statistics of every slice of a run, from its files' latest revisions (Chan's merge)."""
+    latest = latest_revisions(files).to_pydict()
+    parts = [
+        file_moments(count, _floats(mean), _floats(std))
+        for count, mean, std in zip(latest["count"], latest["mean"], latest["std"], strict=True)
+        if count > 0
+    ]
+    if not parts:
+        raise ValueError("no file of the run has a slice")
+    return Moments.merge_all(parts)
+
+
+class ArchiveReader:
+    """Read an archive: its runs, a run's latest state and its file spectra."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def run_ids(self) -> list[str]:
+        """The runs whose state is archived."""
+        runs = self.root / RUNS_DIR
+        if not runs.is_dir():
+            return []
+        states = (self._state(path.parent) for path in runs.glob(f"run=*/{STATE_FILE}"))
+        return sorted(run.run_id for run in states if run is not None)
+
+    def run(self, run_id: str) -> RunSpectrum | None:
+        """A run's latest archived update, exactly as it was emitted (None if not archived)."""
+        return self._state(run_state_path(self.root, run_id).parent)
+
+    def _state(self, directory: Path) -> RunSpectrum | None:
+        path = directory / STATE_FILE
+        if not path.is_file():
+            return None
+        message = pq.read_table(path, columns=["message"]).column("message")[0].as_py()
+        return RunSpectrum.from_bytes(message)
+
+    def file_rows(self, run_id: str) -> pa.Table:
+        """Every archived record of a run's file spectra (all revisions), in Kafka order."""
+        directory = self.root / SPECTRA_DIR / _run_segment(run_id)
+        if not directory.is_dir():
+            return FILE_COLUMNS.empty_table()
+        dataset = ds.dataset(directory, schema=FILE_COLUMNS, format="parquet")
+        table = dataset.to_table()
+        return table.sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending")])
+
+    def files(self, run_id: str) -> dict[int, FileSpectrum]:
+        """A run's file spectra, the highest revision of each, by file number."""
+        latest = latest_revisions(self.file_rows(run_id))
+        return {int(row["file_number"]): file_spectrum_of_row(row) for row in latest.to_pylist()}

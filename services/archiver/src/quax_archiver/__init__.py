@@ -1,0 +1,1 @@
+"""Archiver: quax.spectra and quax.runs as Parquet (quaxspec.archive), nothing lost or doubled."""

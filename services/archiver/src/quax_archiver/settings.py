@@ -1,0 +1,43 @@
+"""Settings of the archiver (environment prefix ``QUAX_ARCHIVER_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quaxspec.settings import KafkaSettings, LoggingSettings
+
+__all__ = ["ArchiverSettings"]
+
+
+class ArchiverSettings(BaseSettings):
+    """Where the archive is, how much it buffers, how it reports."""
+
+    model_config = SettingsConfigDict(env_prefix="QUAX_ARCHIVER_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    directory: Path = Field(
+        Path("data/archive"),
+        description="Root of the Parquet archive (docs/archive.md). One archiver writes it.",
+    )
+    group_id: str = Field(
+        "quax-archiver",
+        description="Consumer group the archiver commits to after each flush (for its lag); "
+        "where it resumes is decided by the archive's own positions.",
+    )
+    roll_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Longest time a record waits in memory before it is written: the most "
+        "the archive is behind the stream (a stop flushes at once).",
+    )
+    roll_megabytes: float = Field(
+        64.0,
+        gt=0,
+        description="Spectrum arrays buffered before a flush (MB): about 870 files at n_fft "
+        "3072, one Parquet file per run, day and Kafka partition.",
+    )
+    metrics_port: int = Field(9104, description="Port of the Prometheus metrics; 0 disables.")

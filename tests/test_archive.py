@@ -1,0 +1,181 @@
+"""The archiver on the real broker, behind the real pipeline: every record once, exact.
+
+The archive is compared with what the aggregator emitted on quax.spectra (read back from
+Kafka, record by record) and with numpy over every slice of the run (scipy's spectrogram
+of the DAQ's samples), never with the archiver's own counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+import reference
+from aiokafka import AIOKafkaProducer
+from localkafka import LocalKafka
+from pipeline import Pipeline
+
+from quaxspec.archive import ArchiveReader, file_spectrum_of_row, run_moments
+from quaxspec.spectra import RunSpectrum
+from quaxspec.synthetic import SyntheticDaq
+from quaxspec.topics import DEADLETTER, RUNS, SPECTRA, TopicSpec
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+N_FFT = 3072
+SAMPLES = N_FFT * 64  # 64 slices, two chunks
+FS = 2.0e6
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    pipe = Pipeline(kafka, tmp_path_factory.mktemp("archive"))
+    pipe.start_aggregator()
+    pipe.start_worker()
+    yield pipe
+    pipe.close()
+
+
+def _produce(pipeline: Pipeline, run_id: str, seed: int, files: int, seconds: str) -> None:
+    pipeline.start(
+        f"producer-{run_id}", "quax-producer", "run", "--source", "synthetic", "--run-id", run_id,
+        "--seed", str(seed), "--files", str(files), "--samples-per-file", str(SAMPLES),
+        "--seconds-per-pair", seconds,
+    )  # fmt: skip
+
+
+def _wait_archived(pipeline: Pipeline, directory: Path, timeout: float = 120) -> None:
+    """Until the archive's positions reach the end of quax.spectra and quax.runs."""
+    ends = {spec.name: {p: 0 for p in range(spec.partitions)} for spec in (SPECTRA, RUNS)}
+    for spec in (SPECTRA, RUNS):
+        for record in pipeline.records(spec):
+            ends[spec.name][record.partition] = record.offset + 1
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = directory / "_positions.json"
+        positions = json.loads(stored.read_text()) if stored.exists() else {}
+        behind = [
+            (name, p)
+            for name, parts in ends.items()
+            for p, end in parts.items()
+            if end and positions.get(pipeline.prefix + name, {}).get(str(p), 0) < end
+        ]
+        if not behind:
+            return
+        assert time.monotonic() < deadline, f"not archived: {behind}\n{pipeline.logs()}"
+        time.sleep(0.5)
+
+
+def _check_archive_equals_the_topic(pipeline: Pipeline, directory: Path, run_id: str) -> None:
+    """Row for row what was emitted on quax.spectra; the run state the last quax.runs record."""
+    emitted = [r for r in pipeline.records(SPECTRA) if r.key == run_id.encode()]
+    rows = ArchiveReader(directory).file_rows(run_id).to_pylist()
+    assert [(r["kafka_partition"], r["kafka_offset"]) for r in rows] == [
+        (r.partition, r.offset) for r in emitted
+    ]
+    for row, record in zip(rows, emitted, strict=True):
+        assert file_spectrum_of_row(row).to_bytes() == record.value
+    runs = [r for r in pipeline.records(RUNS) if r.key == run_id.encode()]
+    newest = max(runs, key=lambda r: RunSpectrum.from_bytes(r.value).slices)
+    archived = ArchiveReader(directory).run(run_id)
+    assert archived is not None
+    assert archived.to_bytes() == newest.value
+
+
+def _check_rebuilt_run(directory: Path, run_id: str, daq: SyntheticDaq, files: int) -> None:
+    """The run rebuilt from its archived file rows: the aggregator's to 1e-12, numpy's to 1e-5."""
+    reader = ArchiveReader(directory)
+    moments = run_moments(reader.file_rows(run_id))
+    aggregator = reader.run(run_id)
+    assert aggregator is not None
+    assert aggregator.slices == moments.n == files * 64
+    np.testing.assert_allclose(moments.mean, aggregator.mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(moments.sem, aggregator.sem, rtol=1e-12, atol=0)
+    every = np.concatenate(
+        [reference.slice_spectra(*daq.samples(n), N_FFT, FS) for n in range(files)]
+    )
+    np.testing.assert_allclose(moments.mean, every.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        moments.sem, every.std(axis=0, ddof=1) / np.sqrt(len(every)), rtol=1e-4
+    )
+
+
+def test_the_archive_holds_every_emitted_record_and_rebuilds_the_run(pipeline):
+    directory = pipeline.root / "archive"
+    pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="2")
+    files = 8
+    _produce(pipeline, "arch-A", seed=11, files=files, seconds="0.3")
+    pipeline.collect({"arch-A": files})
+    _wait_archived(pipeline, directory)
+    assert pipeline.stop("archiver") == 0
+
+    _check_archive_equals_the_topic(pipeline, directory, "arch-A")
+    _check_rebuilt_run(directory, "arch-A", SyntheticDaq(seed=11, n_samples=SAMPLES), files)
+    dataset = ds.dataset(directory / "spectra", format="parquet", partitioning="hive")
+    assert set(dataset.to_table(columns=["run"]).column("run").to_pylist()) == {"arch-A"}
+    assert len(dataset.files) < files  # buffered: not one file per spectrum
+    assert "Stopped; everything read is archived." in pipeline.log("archiver")
+
+
+def test_an_archiver_killed_again_and_again_leaves_no_gap_and_no_duplicate(pipeline):
+    directory = pipeline.root / "archive"
+    files, kills = 24, 0
+    _produce(pipeline, "arch-K", seed=12, files=files, seconds="0.4")
+    chance = random.Random(13)
+    producer = pipeline.processes["producer-arch-K"]
+    while producer.poll() is None or kills < 6:
+        # flushes every 0.2 s: a kill lands while reading, writing or renaming
+        pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.2")
+        time.sleep(chance.uniform(0.3, 2.5))
+        pipeline.kill("archiver")
+        kills += 1
+    assert producer.wait() == 0, pipeline.log("producer-arch-K")
+    pipeline.collect({"arch-K": files})
+    pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.2")
+    _wait_archived(pipeline, directory)
+    pipeline.stop("archiver")
+
+    assert kills >= 6
+    starts = (pipeline.root / "archiver.log").read_text().split('"event": "Archiving."')
+    killed = starts[-kills - 1 : -1]  # the log of each start that was killed
+    assert sum("Flushed to the archive." in start for start in killed) >= 3  # mid-stream kills
+    _check_archive_equals_the_topic(pipeline, directory, "arch-K")
+    _check_rebuilt_run(directory, "arch-K", SyntheticDaq(seed=12, n_samples=SAMPLES), files)
+    assert not list(directory.rglob(".*.tmp"))
+
+
+def test_a_record_that_does_not_decode_is_dead_lettered_and_the_archive_goes_on(pipeline):
+    directory = pipeline.root / "archive"
+    pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.5")
+    asyncio.run(_send(pipeline, SPECTRA, b"arch-D", b'{"schema": "quax.file-spectrum/1"}'))
+    _produce(pipeline, "arch-D", seed=14, files=2, seconds="0.3")
+    deadline = time.monotonic() + 120
+    while len(ArchiveReader(directory).files("arch-D")) < 2:
+        assert time.monotonic() < deadline, pipeline.logs()
+        time.sleep(0.5)
+    pipeline.stop("archiver")
+
+    letters = [
+        dict(r.headers)
+        for r in pipeline.records(DEADLETTER)
+        if dict(r.headers).get("quax-service") == b"archiver"
+    ]
+    assert len(letters) == 1
+    assert b"bad or missing field" in letters[0]["quax-reason"]
+    assert sorted(ArchiveReader(directory).files("arch-D")) == [0, 1]
+
+
+async def _send(pipeline: Pipeline, spec: TopicSpec, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(**pipeline.kafka.client_options)
+    await producer.start()
+    try:
+        await producer.send_and_wait(pipeline.prefix + spec.name, value, key=key)
+    finally:
+        await producer.stop()
