@@ -14,12 +14,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
 import reference
 from aiokafka import AIOKafkaProducer
-from localkafka import LocalKafka
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.partitioner import DefaultPartitioner
+from localkafka import LocalKafka, free_port
 from pipeline import Pipeline
 
 from quaxspec.archive import ArchiveReader, file_spectrum_of_row, run_moments
@@ -151,6 +155,88 @@ def test_an_archiver_killed_again_and_again_leaves_no_gap_and_no_duplicate(pipel
     assert not list(directory.rglob(".*.tmp"))
 
 
+def test_a_run_whose_records_expired_is_served_from_the_archive_as_it_was_live(pipeline):
+    directory = pipeline.root / "archive"
+    port = free_port()
+    api_env = {"QUAX_API_ARCHIVE_DIRECTORY": str(directory)}
+    pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.5")
+    pipeline.start_api(port=port, **api_env)
+    _produce(pipeline, "arch-E", seed=15, files=3, seconds="0.3")
+    pipeline.collect({"arch-E": 3})
+    _wait_archived(pipeline, directory)
+    live = _served(port, "arch-E")
+    assert live["summary"]["status"] in ("live", "idle")
+
+    # Retention of a few ms on both topics; a later run on the same partitions rolls their
+    # segments, and the broker's retention check (each minute) deletes the older ones.
+    asyncio.run(_shorten_retention(pipeline))
+    later = _same_partition_run("arch-E")
+    _produce(pipeline, later, seed=16, files=1, seconds="0.3")
+    _wait_expired(pipeline, "arch-E")
+    pipeline.stop("api")
+    pipeline.start_api(port=port, **api_env)  # restores from Kafka, where arch-E is gone
+
+    archived = _served(port, "arch-E")
+    assert archived["summary"]["status"] == "archived"
+    assert {k: v for k, v in archived.items() if k != "summary"} == {
+        k: v for k, v in live.items() if k != "summary"
+    }
+    pipeline.stop("archiver")
+
+
+def _served(port: int, run_id: str) -> dict[str, object]:
+    """What the API serves of a run: its documents as bytes, its lists as JSON."""
+    base = f"http://127.0.0.1:{port}/api/v1/runs"
+    summaries = httpx.get(base, timeout=10).json()
+    served: dict[str, object] = {
+        "summary": next(s for s in summaries if s["run_id"] == run_id),
+        "run": httpx.get(f"{base}/{run_id}", timeout=10).content,
+        "files": httpx.get(f"{base}/{run_id}/files", timeout=10).json(),
+        "waterfall": httpx.get(f"{base}/{run_id}/waterfall", timeout=10).json(),
+    }
+    for number in (0, 2):
+        served[f"file {number}"] = httpx.get(f"{base}/{run_id}/files/{number}", timeout=10).content
+    assert [f["file_number"] for f in served["files"]] == [0, 1, 2]  # type: ignore[union-attr]
+    return served
+
+
+async def _shorten_retention(pipeline: Pipeline) -> None:
+    admin = AIOKafkaAdminClient(**pipeline.kafka.client_options)
+    await admin.start()
+    try:
+        config = {"cleanup.policy": "delete", "retention.ms": "1", "segment.ms": "100"}
+        await admin.alter_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, pipeline.prefix + spec.name, config)
+                for spec in (SPECTRA, RUNS)
+            ]
+        )
+    finally:
+        await admin.close()
+    time.sleep(0.5)  # past segment.ms: the next record opens a new segment
+
+
+def _same_partition_run(run_id: str) -> str:
+    """A run id whose records land on the same partitions as ``run_id``'s (keyed by run)."""
+    partitioner = DefaultPartitioner()
+    partitions = list(range(SPECTRA.partitions))
+
+    def partition(key: str) -> int:
+        return partitioner(key.encode(), partitions, partitions)
+
+    return next(
+        c for c in (f"{run_id}-later-{k}" for k in range(100)) if partition(c) == partition(run_id)
+    )
+
+
+def _wait_expired(pipeline: Pipeline, run_id: str, timeout: float = 150) -> None:
+    deadline = time.monotonic() + timeout
+    while any(r.key == run_id.encode() for spec in (SPECTRA, RUNS) for r in pipeline.records(spec)):
+        assert time.monotonic() < deadline, "the broker kept the run's records"
+        time.sleep(2)
+
+
+# Last: the garbage it sends would stop the other tests' collect(), which decodes everything.
 def test_a_record_that_does_not_decode_is_dead_lettered_and_the_archive_goes_on(pipeline):
     directory = pipeline.root / "archive"
     pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.5")

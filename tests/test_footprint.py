@@ -23,3 +23,10 @@ def test_a_service_that_merges_or_serves_spectra_does_not_import_the_fft_kernel(
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [], f"{module} imports {done.stdout.strip()}"
+
+
+def test_an_api_without_an_archive_does_not_import_pyarrow():
+    probe = "import sys, quax_api.main; print('pyarrow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -33,6 +33,7 @@ from pipeline import Pipeline
 
 from quax_aggregator.settings import AggregatorSettings
 from quax_api.settings import ApiSettings
+from quax_archiver.settings import ArchiverSettings
 from quaxspec.topics import PARTIALS, RAW, SPECTRA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,6 +187,7 @@ def test_demo_scrape_config_is_valid_and_matches_the_demo_ports():
         "producer": {int(p) for p in re.findall(r"--metrics-port (\d+)", procfile)},
         "fft-worker": {int(p) for p in re.findall(r"QUAX_FFT_WORKER_METRICS_PORT=(\d+)", procfile)},
         "aggregator": {AggregatorSettings.model_fields["metrics_port"].default},
+        "archiver": {ArchiverSettings.model_fields["metrics_port"].default},
         "api": {ApiSettings.model_fields["port"].default},
     }
     assert len(expected["fft-worker"]) == procfile.count("quax-fft-worker worker")

@@ -27,10 +27,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
@@ -216,8 +217,7 @@ class ArchiveReader:
         runs = self.root / RUNS_DIR
         if not runs.is_dir():
             return []
-        states = (self._state(path.parent) for path in runs.glob(f"run=*/{STATE_FILE}"))
-        return sorted(run.run_id for run in states if run is not None)
+        return sorted(unquote(path.parent.name[4:]) for path in runs.glob(f"run=*/{STATE_FILE}"))
 
     def run(self, run_id: str) -> RunSpectrum | None:
         """A run's latest archived update, exactly as it was emitted (None if not archived)."""
@@ -230,16 +230,33 @@ class ArchiveReader:
         message = pq.read_table(path, columns=["message"]).column("message")[0].as_py()
         return RunSpectrum.from_bytes(message)
 
-    def file_rows(self, run_id: str) -> pa.Table:
-        """Every archived record of a run's file spectra (all revisions), in Kafka order."""
-        directory = self.root / SPECTRA_DIR / _run_segment(run_id)
-        if not directory.is_dir():
+    def file_rows(self, run_id: str, numbers: Iterable[int] | None = None) -> pa.Table:
+        """Archived records of a run's file spectra (all revisions), in Kafka order.
+
+        ``numbers``: only the rows of these file numbers (read with a filter, not whole).
+        """
+        dataset = self._spectra(run_id)
+        if dataset is None:
             return FILE_COLUMNS.empty_table()
-        dataset = ds.dataset(directory, schema=FILE_COLUMNS, format="parquet")
-        table = dataset.to_table()
+        where = None if numbers is None else pc.field("file_number").isin(list(numbers))
+        table = dataset.to_table(filter=where)
         return table.sort_by([("kafka_partition", "ascending"), ("kafka_offset", "ascending")])
 
-    def files(self, run_id: str) -> dict[int, FileSpectrum]:
-        """A run's file spectra, the highest revision of each, by file number."""
-        latest = latest_revisions(self.file_rows(run_id))
+    def file_numbers(self, run_id: str) -> list[int]:
+        """The file numbers archived of a run, in order (one column read)."""
+        dataset = self._spectra(run_id)
+        if dataset is None:
+            return []
+        numbers = dataset.to_table(columns=["file_number"]).column("file_number")
+        return sorted(int(n) for n in pc.unique(numbers).to_pylist())
+
+    def files(self, run_id: str, numbers: Iterable[int] | None = None) -> dict[int, FileSpectrum]:
+        """A run's file spectra (or those of ``numbers``), the highest revision of each."""
+        latest = latest_revisions(self.file_rows(run_id, numbers))
         return {int(row["file_number"]): file_spectrum_of_row(row) for row in latest.to_pylist()}
+
+    def _spectra(self, run_id: str) -> ds.Dataset | None:
+        directory = self.root / SPECTRA_DIR / _run_segment(run_id)
+        if not directory.is_dir():
+            return None
+        return ds.dataset(directory, schema=FILE_COLUMNS, format="parquet")

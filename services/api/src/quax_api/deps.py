@@ -7,16 +7,22 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from quax_api.archived import ArchivedRuns
 from quax_api.hub import Hub
 from quax_api.settings import ApiSettings
 from quax_api.store import SpectrumStore
 
-__all__ = ["HubDep", "ReadyDep", "SettingsDep", "StoreDep"]
+__all__ = ["ArchiveDep", "HubDep", "ReadyDep", "SettingsDep", "StoreDep"]
 
 
 def _store(request: Request) -> SpectrumStore:
     store: SpectrumStore = request.app.state.store
     return store
+
+
+def _archive(request: Request) -> ArchivedRuns | None:
+    archive: ArchivedRuns | None = request.app.state.archive
+    return archive
 
 
 def _hub(request: Request) -> Hub:
@@ -35,6 +41,7 @@ def _settings(request: Request) -> ApiSettings:
 
 
 StoreDep = Annotated[SpectrumStore, Depends(_store)]
+ArchiveDep = Annotated[ArchivedRuns | None, Depends(_archive)]
 HubDep = Annotated[Hub, Depends(_hub)]
 ReadyDep = Annotated[asyncio.Event, Depends(_ready)]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
 
+from quax_api.archived import ArchivedRuns
 from quax_api.consumer import follow_forever
 from quax_api.hub import Hub
 from quax_api.routers import health, runs, ws
@@ -52,6 +53,15 @@ def create_app(settings: ApiSettings, *, kafka: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.origins = frozenset(settings.allowed_origins)
     app.state.store = SpectrumStore(recent_files=settings.recent_files, max_runs=settings.max_runs)
+    app.state.archive = (
+        None
+        if settings.archive_directory is None
+        else ArchivedRuns(
+            settings.archive_directory,
+            recent_files=settings.recent_files,
+            cached_runs=settings.archive_cached_runs,
+        )
+    )
     app.state.hub = Hub(maxsize=settings.client_queue)
     app.state.ready = asyncio.Event()
     app.include_router(health.router)

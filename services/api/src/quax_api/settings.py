@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +40,15 @@ class ApiSettings(BaseSettings):
         ge=0,
         description="File spectra re-read per partition of quax.spectra at start (the tail); "
         "each costs a JSON decode, so keep it near recent_files.",
+    )
+    archive_directory: Path | None = Field(
+        None,
+        description="Root of the Parquet archive that quax-archiver writes (docs/archive.md): "
+        "runs that have left Kafka's retention, or are older than the max_runs kept in "
+        "memory, are served from it. Unset: only what Kafka holds is served.",
+    )
+    archive_cached_runs: int = Field(
+        4, ge=1, description="Archived runs whose spectra are kept in memory once read."
     )
     client_queue: int = Field(
         32, ge=1, description="Updates queued per WebSocket client; a slow one loses the oldest."

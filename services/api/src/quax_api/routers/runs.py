@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from quax_api import binary
-from quax_api.deps import StoreDep
+from quax_api.deps import ArchiveDep, StoreDep
 from quax_api.store import RunHeadline, RunState
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 
@@ -34,8 +34,10 @@ class RunSummary(BaseModel):
     """One run at a glance."""
 
     run_id: str
-    status: Literal["live", "idle"] = Field(
-        description=f"live: updated in the last {LIVE_SECONDS:.0f} s"
+    status: Literal["live", "idle", "archived"] = Field(
+        description=f"live: updated in the last {LIVE_SECONDS:.0f} s; archived: no longer "
+        "followed from Kafka (its records have left the retention, or it is older than the "
+        "runs kept in memory): served from the archive"
     )
     files: int
     incomplete_files: int
@@ -49,7 +51,8 @@ class RunSummary(BaseModel):
     rejects: int = Field(description="Dead-letter records whose Kafka key names this run.")
     kept: bool = Field(
         description="Whether its spectra are in memory (the newest max_runs runs are); "
-        "of older runs only these figures are kept."
+        "of older runs only these figures are kept, and their spectra come from the archive "
+        "if one is configured."
     )
     first_daq_time: float | None
     last_daq_time: float | None
@@ -88,17 +91,23 @@ class Waterfall(BaseModel):
 
 
 @router.get("", summary="List the runs")
-async def list_runs(store: StoreDep) -> list[RunSummary]:
-    """Every run with a cumulative spectrum, newest update first."""
-    summaries = [
-        _summary(
+async def list_runs(store: StoreDep, archive: ArchiveDep) -> list[RunSummary]:
+    """Every run with a cumulative spectrum, newest update first, archived ones included."""
+    summaries = {
+        headline.run_id: _summary(
             headline,
             rejects=store.rejects(headline.run_id),
             kept=not store.is_headline_only(headline.run_id),
         )
         for headline in store.headlines()
-    ]
-    return sorted(summaries, key=lambda s: -s.emitted_time)
+    }
+    for headline in await archive.headlines() if archive is not None else []:
+        known = summaries.get(headline.run_id)
+        if known is None or (not known.kept and known.slices <= headline.slices):
+            summaries[headline.run_id] = _summary(
+                headline, rejects=store.rejects(headline.run_id), kept=False, archived=True
+            )
+    return sorted(summaries.values(), key=lambda s: -s.emitted_time)
 
 
 @router.get(
@@ -106,9 +115,11 @@ async def list_runs(store: StoreDep) -> list[RunSummary]:
     summary="A run's cumulative spectrum and its analysis",
     responses={200: {"content": {binary.MEDIA_TYPE: {}}}, 404: {"description": "Unknown run."}},
 )
-async def get_run(run_id: RunId, store: StoreDep, format: Format = "json") -> Response:
+async def get_run(
+    run_id: RunId, store: StoreDep, archive: ArchiveDep, format: Format = "json"
+) -> Response:
     """The quax.run-spectrum/1 document (docs/messages.md), or its binary form."""
-    run = _state(store, run_id).run
+    run = (await _state(store, archive, run_id)).run
     if run is None:
         raise HTTPException(404, f"run {run_id!r} has no cumulative spectrum yet")
     if format == "json":
@@ -135,9 +146,9 @@ async def get_run(run_id: RunId, store: StoreDep, format: Format = "json") -> Re
     summary="The files kept for a run",
     responses={404: {"description": "Unknown run."}},
 )
-async def list_files(run_id: RunId, store: StoreDep) -> list[FileSummary]:
+async def list_files(run_id: RunId, store: StoreDep, archive: ArchiveDep) -> list[FileSummary]:
     """The most recent file spectra of the run (oldest first)."""
-    state = _state(store, run_id)
+    state = await _state(store, archive, run_id)
     return [_file_summary(state.files[n]) for n in state.file_numbers()]
 
 
@@ -150,10 +161,19 @@ async def list_files(run_id: RunId, store: StoreDep) -> list[FileSummary]:
     },
 )
 async def get_file(
-    run_id: RunId, file_number: FileNumber, store: StoreDep, format: Format = "json"
+    run_id: RunId,
+    file_number: FileNumber,
+    store: StoreDep,
+    archive: ArchiveDep,
+    format: Format = "json",
 ) -> Response:
-    """The quax.file-spectrum/1 document (docs/messages.md), or its binary form."""
-    spectrum = _state(store, run_id).files.get(file_number)
+    """The quax.file-spectrum/1 document (docs/messages.md), or its binary form.
+
+    A file older than those kept in memory is read from the archive, if there is one.
+    """
+    spectrum = (await _state(store, archive, run_id)).files.get(file_number)
+    if spectrum is None and archive is not None:
+        spectrum = await archive.file(run_id, file_number)
     if spectrum is None:
         raise HTTPException(
             404, f"file {file_number} of run {run_id!r} is not kept (or not yet emitted)"
@@ -194,6 +214,7 @@ MAX_WATERFALL_CELLS = 250_000
 async def waterfall(
     run_id: RunId,
     store: StoreDep,
+    archive: ArchiveDep,
     last: Annotated[int, Query(ge=1, le=1000, description="How many of the newest files.")] = 60,
     decimate: Annotated[
         int, Query(ge=1, le=256, description="Average this many adjacent bins.")
@@ -204,7 +225,7 @@ async def waterfall(
     At most MAX_WATERFALL_CELLS cells (files × columns); the rows are computed and encoded
     off the event loop, so that large requests do not hold up the probes and the feed.
     """
-    state = _state(store, run_id)
+    state = await _state(store, archive, run_id)
     numbers = state.file_numbers()[-last:]
     spectra = [state.files[n] for n in numbers]
     if not spectra:
@@ -243,8 +264,10 @@ def _waterfall_json(run_id: str, spectra: list[FileSpectrum], decimate: int) -> 
     return document.model_dump_json().encode()
 
 
-def _state(store: StoreDep, run_id: str) -> RunState:
+async def _state(store: StoreDep, archive: ArchiveDep, run_id: str) -> RunState:
     state = store.state(run_id)
+    if state is None and archive is not None:
+        state = await archive.state(run_id)
     if state is None and store.is_headline_only(run_id):
         raise HTTPException(
             404,
@@ -256,11 +279,12 @@ def _state(store: StoreDep, run_id: str) -> RunState:
     return state
 
 
-def _summary(run: RunHeadline, *, rejects: int, kept: bool) -> RunSummary:
+def _summary(run: RunHeadline, *, rejects: int, kept: bool, archived: bool = False) -> RunSummary:
+    live = time.time() - run.emitted_time < LIVE_SECONDS
     return RunSummary(
         run_id=run.run_id,
         kept=kept,
-        status="live" if time.time() - run.emitted_time < LIVE_SECONDS else "idle",
+        status="archived" if archived else "live" if live else "idle",
         files=run.files,
         incomplete_files=run.incomplete_files,
         slices=run.slices,

@@ -721,8 +721,9 @@ function renderRunStatus() {
   const r = state.run;
   let live = summary ? summary.status === "live" : false;
   if (r) live = Date.now() / 1000 - r.emitted_time < 60;
+  const archived = summary ? summary.status === "archived" : false;
   const el = $("run-status");
-  const text = state.runId ? (live ? "live" : "idle") : "–";
+  const text = state.runId ? (live ? "live" : archived ? "archived" : "idle") : "–";
   if (el.textContent !== text) el.textContent = text;
   el.classList.toggle("live", state.runId != null && live);
   setText("run-mode", state.follow ? "(following newest)" : "");
@@ -1407,6 +1408,7 @@ function renderSelector() {
   const labels = ids.map((id) => {
     const r = runs.find((s) => s.run_id === id);
     if (!r) return `${id} · not found`;
+    if (r.status === "archived") return `${id} · archived`;
     return r.kept === false ? `${id} · ${r.status} · figures only (older run)` : `${id} · ${r.status}`;
   });
   const key = labels.join("\n");
