@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nbformat
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
@@ -24,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
 from localkafka import LocalKafka, free_port
+from nbclient import NotebookClient
 from pipeline import Pipeline
 
 from quaxspec.archive import ArchiveReader, file_spectrum_of_row, run_moments
@@ -34,6 +36,8 @@ from quaxspec.topics import DEADLETTER, RUNS, SPECTRA, TopicSpec
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 N_FFT = 3072
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+NOTEBOOK = DOCS / "archive.ipynb"
 SAMPLES = N_FFT * 64  # 64 slices, two chunks
 FS = 2.0e6
 
@@ -234,6 +238,41 @@ def _wait_expired(pipeline: Pipeline, run_id: str, timeout: float = 150) -> None
     while any(r.key == run_id.encode() for spec in (SPECTRA, RUNS) for r in pipeline.records(spec)):
         assert time.monotonic() < deadline, "the broker kept the run's records"
         time.sleep(2)
+
+
+def test_the_notebook_runs_top_to_bottom_and_rebuilds_the_run_the_api_serves(
+    pipeline, tmp_path, monkeypatch
+):
+    """docs/archive.ipynb against the archive this module's pipeline wrote (run arch-A)."""
+    directory = pipeline.root / "archive"
+    port = free_port()
+    pipeline.start_api(name="api-notebook", port=port, QUAX_API_ARCHIVE_DIRECTORY=str(directory))
+    served = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs/arch-A", timeout=10)
+    pipeline.stop("api-notebook")
+    run = RunSpectrum.from_bytes(served.content)
+    saved = tmp_path / "rebuilt.npz"
+    monkeypatch.setenv("QUAX_ARCHIVE", str(directory))
+    monkeypatch.setenv("QUAX_RUN", "arch-A")
+    monkeypatch.setenv("QUAX_NOTEBOOK_SAVE", str(saved))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(DOCS)}}
+    ).execute()
+
+    rebuilt = np.load(saved)
+    assert rebuilt["mean"].shape == (N_FFT,)
+    np.testing.assert_allclose(rebuilt["mean"], run.mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(rebuilt["sem"], run.sem, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(rebuilt["frequency_hz"], run.frequency_hz)
+    images = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
+    assert len(images) == 1  # the plot was drawn
 
 
 # Last: the garbage it sends would stop the other tests' collect(), which decodes everything.
