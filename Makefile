@@ -70,7 +70,7 @@ prometheus-demo: prometheus ## Prometheus on 127.0.0.1:9090 scraping `make demo`
 	prometheus --config.file=tools/prometheus/demo.yml --storage.tsdb.path=data/prometheus \
 		--web.listen-address=127.0.0.1:9090
 
-images: setup kafka-install ## Build the four service images with podman from their Dockerfiles (docs/containers.md; root)
+images: setup kafka-install ## Build the five service images with podman from their Dockerfiles (docs/containers.md; root)
 	tools/containers/images.sh build
 
 cluster-tools: ## Build the pinned Kubernetes, etcd, containerd and CoreDNS binaries (.tools/cluster; Go module proxy)

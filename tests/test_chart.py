@@ -50,6 +50,7 @@ from pydantic_settings import BaseSettings
 
 from quax_aggregator.settings import AggregatorSettings
 from quax_api.settings import ApiSettings
+from quax_archiver.settings import ArchiverSettings
 from quax_fft_worker.settings import FftWorkerSettings
 from quax_producer.settings import ProducerSettings
 from quaxspec.settings import KafkaSettings, LoggingSettings
@@ -61,6 +62,7 @@ SERVICES: dict[str, tuple[type[BaseSettings], str, str]] = {
     "fft-worker": (FftWorkerSettings, "QUAX_FFT_WORKER_", "worker"),
     "aggregator": (AggregatorSettings, "QUAX_AGGREGATOR_", "worker"),
     "api": (ApiSettings, "QUAX_API_", "serve"),
+    "archiver": (ArchiverSettings, "QUAX_ARCHIVER_", "run"),
 }
 #: Variables a service container may have besides the fields of the settings classes.
 ALLOWED_ENV = {"NUMBA_CACHE_DIR"}
@@ -336,6 +338,10 @@ def test_service_env_is_made_of_settings_fields(name: str, component: str) -> No
         assert settings.store == "rocksdb://"
         (template,) = workload["spec"]["volumeClaimTemplates"]
         assert mounts[str(settings.data_dir)] == template["metadata"]["name"]
+    if component == "archiver":
+        (template,) = workload["spec"]["volumeClaimTemplates"]
+        (on_claim,) = [p for p, volume in mounts.items() if volume == template["metadata"]["name"]]
+        assert settings.directory.is_relative_to(on_claim)
     if component == "fft-worker":
         assert str(settings.data_dir).startswith("/tmp/")
         assert settings.app_id == rendered_values(name)["fftWorker"]["appId"]
@@ -407,13 +413,15 @@ def test_values_schema_settings_are_the_settings_fields() -> None:
         "producer": {"source", "directory", "metrics_port"},
         "fftWorker": {"app_id", "metrics_port", "data_dir"},
         "aggregator": {"app_id", "store", "data_dir", "metrics_port", "upstream_group"},
-        "api": {"host", "port"},
+        "api": {"host", "port", "archive_directory"},
+        "archiver": {"directory", "group_id", "metrics_port"},
     }
     classes = {
         "producer": ProducerSettings,
         "fftWorker": FftWorkerSettings,
         "aggregator": AggregatorSettings,
         "api": ApiSettings,
+        "archiver": ArchiverSettings,
     }
     for key, cls in classes.items():
         accepted = set(schema["properties"][key]["properties"]["settings"]["properties"])
@@ -904,6 +912,7 @@ def test_monitoring_objects() -> None:
         "producer",
         "fft-worker",
         "aggregator",
+        "archiver",
     }
     for monitor in monitors:
         assert monitor["metadata"]["labels"]["release"] == "prom-test"
@@ -1030,6 +1039,13 @@ NEEDED_ACLS = {
         ("topic", "quax.runs", "literal"): {"Describe", "Read"},
         ("topic", "quax.deadletter", "literal"): {"Describe", "Read"},
     },
+    "archiver": {
+        ("topic", "quax.spectra", "literal"): {"Describe", "Read"},
+        ("topic", "quax.runs", "literal"): {"Describe", "Read"},
+        ("topic", "quax.deadletter", "literal"): {"Describe", "Write"},
+        # commits after each flush, for the group's lag
+        ("group", "quax-archiver", "literal"): {"Describe", "Read"},
+    },
 }  # fmt: skip
 
 
@@ -1094,3 +1110,29 @@ def test_keda_reads_the_lag_as_the_workers_user_over_tls() -> None:
     worker = service_container(rendered, "fft-worker")
     assert username["containerName"] == worker["name"]
     assert rendered.env(worker)[username["name"]] == name_of("fft-worker")
+
+
+def test_the_api_reads_the_archivers_claim_read_only_when_asked() -> None:
+    for name, reads in (("default", False), ("dev", True)):
+        rendered = scenario(name)
+        api = service_container(rendered, "api")
+        env = settings_from(ApiSettings, rendered.env(api))
+        volumes = {v["name"]: v for v in pod_spec(rendered.workload("api"))["volumes"]}
+        if not reads:
+            assert env.archive_directory is None
+            assert "archive" not in volumes
+            continue
+        archiver = rendered.workload("archiver")
+        (template,) = archiver["spec"]["volumeClaimTemplates"]
+        claim = volumes["archive"]["persistentVolumeClaim"]
+        assert claim == {
+            "claimName": f"{template['metadata']['name']}-{archiver['metadata']['name']}-0",
+            "readOnly": True,
+        }
+        (mount,) = [m for m in api["volumeMounts"] if m["name"] == "archive"]
+        assert mount["readOnly"] is True
+        written = settings_from(
+            ArchiverSettings, rendered.env(service_container(rendered, "archiver"))
+        )
+        assert env.archive_directory == written.directory
+        assert env.archive_directory.is_relative_to(mount["mountPath"])

@@ -16,6 +16,7 @@ to be as it was.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -161,11 +162,13 @@ DAQ_CLAIM = "quax-daq"
 #: Pod Security Standards: the namespace admits only pods that meet "restricted".
 RESTRICTED = [f"pod-security.kubernetes.io/{mode}=restricted" for mode in ("enforce", "warn")]
 #: What stays in the namespace after `helm uninstall`: the StatefulSets' volume claims
-#: (the broker's log and the aggregator's tables outlive a release on purpose), the test's
+#: (the broker's log, the aggregator's tables and the archive outlive a release on
+#: purpose), the test's
 #: own claim of the DAQ folder, and what Kubernetes puts in every namespace.
 KEPT = {
     "persistentvolumeclaim/data-quax-kafka-0",
     "persistentvolumeclaim/data-quax-aggregator-0",
+    "persistentvolumeclaim/archive-quax-archiver-0",
     f"persistentvolumeclaim/{DAQ_CLAIM}",
     "configmap/kube-root-ca.crt",
     "serviceaccount/default",
@@ -259,13 +262,32 @@ class PortForward:
             self._process = None
 
 
+#: Run in the archiver's container: a run's archived files and the run rebuilt from them.
+ARCHIVED_RUN = """
+import json, sys
+from pathlib import Path
+from quaxspec.archive import ArchiveReader, run_moments
+reader = ArchiveReader(Path("/var/lib/quax/archive"))
+rows = reader.file_rows(sys.argv[1])
+moments = run_moments(rows) if rows.num_rows else None
+print(json.dumps({
+    "files": reader.file_numbers(sys.argv[1]),
+    "rows": rows.num_rows,
+    "slices": int(moments.n) if moments else 0,
+    "mean": moments.mean.tolist() if moments else [],
+    "sem": moments.sem.tolist() if moments else [],
+}))
+"""
+
+
 def rollout(*workloads: str) -> None:
     for workload in workloads:
         kubectl("-n", NAMESPACE, "rollout", "status", workload, "--timeout=600s", timeout=660)
 
 
 WORKLOADS = ("statefulset/quax-kafka", "statefulset/quax-aggregator", "deployment/quax-producer",
-             "deployment/quax-fft-worker", "deployment/quax-api")  # fmt: skip
+             "deployment/quax-fft-worker", "deployment/quax-api",
+             "statefulset/quax-archiver")  # fmt: skip
 
 
 @pytest.fixture
@@ -387,8 +409,10 @@ def test_dev_install_streams_an_exact_run_through_scaling_and_an_upgrade(
     stream(14)
 
     # An upgrade that changes the settings every service shares: every pod of the run is
-    # replaced (producer, workers, aggregator, API) while the DAQ goes on writing.
-    replaced = {c: pods(c, "uid") for c in ("producer", "fft-worker", "aggregator", "api")}
+    # replaced (producer, workers, aggregator, API, archiver) while the DAQ goes on writing.
+    replaced = {
+        c: pods(c, "uid") for c in ("producer", "fft-worker", "aggregator", "api", "archiver")
+    }
     helm("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
          "--set", "logging.json=false")  # fmt: skip
     daq.write_until(18)
@@ -415,6 +439,20 @@ def test_dev_install_streams_an_exact_run_through_scaling_and_an_upgrade(
     assert run_spectrum.files == FILES
     sums.check(run_spectrum)
     assert np.all(np.isfinite(run_spectrum.mean))
+
+    # The archive on the archiver's volume (restarted by the upgrade): every file once, and
+    # the run rebuilt from its rows is the run the API serves.
+    def archived() -> dict[str, object]:
+        listed = kubectl("-n", NAMESPACE, "exec", "statefulset/quax-archiver", "--",
+                         "python", "-c", ARCHIVED_RUN, "cluster-run")  # fmt: skip
+        return json.loads(listed)  # type: ignore[no-any-return]
+
+    wait(lambda: archived()["slices"] == run_spectrum.slices, 120, "the run archived")
+    archive = archived()
+    assert archive["files"] == list(range(FILES))
+    assert archive["rows"] >= FILES
+    np.testing.assert_allclose(archive["mean"], run_spectrum.mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(archive["sem"], run_spectrum.sem, rtol=1e-12, atol=0)
 
     # The dashboard through port-forward, and the chart's own test (its pod admitted too).
     index = api.get("/")

@@ -32,6 +32,7 @@ SERVICES = {
     "fft-worker": "worker",
     "aggregator": "worker",
     "api": "serve",
+    "archiver": "run",
 }
 ENV = {
     **os.environ,
@@ -177,3 +178,30 @@ def test_aggregator_image_writes_its_volume(shared: Path) -> None:
                     "--entrypoint", "python", f"quax-aggregator:{VERSION}", "-c", code)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "b'42'"
+
+
+def test_archiver_image_writes_parquet_to_its_volume(shared: Path) -> None:
+    """The archive directory (a volume in the chart) takes a flush as the image's user."""
+    code = (
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from quax_archiver.writer import ArchiveWriter, Batch\n"
+        "from quaxspec.archive import ArchiveReader\n"
+        "from quaxspec.spectra import FileSpectrum\n"
+        "v = np.linspace(1.0, 2.0, 8)\n"
+        "s = FileSpectrum(run_id='r', file_number=3, n_fft=8, fs=2e6, f_lo=0.0, count=2,\n"
+        "    expected_count=2, duplicates=0, revision=0, late_chunks=0, daq_time=1.7e9,\n"
+        "    emitted_time=1.7e9, mean=v, std=v, spectral_kurtosis=v)\n"
+        "writer = ArchiveWriter(Path('/var/lib/quax/archive'))\n"
+        "writer.recover()\n"
+        "batch = Batch()\n"
+        "batch.advance('quax.spectra', 0, 7)\n"
+        "batch.add_file(s, 0, 7)\n"
+        "writer.flush(batch)\n"
+        "print(sorted(ArchiveReader(Path('/var/lib/quax/archive')).files('r')))\n"
+    )
+    result = podman("run", "--rm", *AS_DEPLOYED, "--volume", f"{shared}:/var/lib/quax",
+                    "--entrypoint", "python", f"quax-archiver:{VERSION}", "-c", code)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[3]"
+    assert list((shared / "archive" / "spectra").rglob("part-0-*.parquet"))

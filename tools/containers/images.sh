@@ -31,7 +31,7 @@ KAFKA_IMAGE=apache/kafka:4.1.1
 # The Debian release of every stand-in, from the mirror apt uses on this machine.
 SUITE=bookworm
 BASE_IMAGE=localhost/quax-standin-debian:$SUITE
-SERVICES=(producer fft-worker aggregator api)
+SERVICES=(producer fft-worker aggregator api archiver)
 
 say() { printf 'images: %s\n' "$*" >&2; }
 

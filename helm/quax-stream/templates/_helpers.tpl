@@ -376,3 +376,10 @@ object and renders replicaCount.
 {{- define "quax-stream.replicaCountAnnotation" -}}
 quax-stream/replica-count: {{ .values.replicaCount | toString | quote }}
 {{- end }}
+
+{{/*
+Whether the API mounts the archiver's volume and serves archived runs from it: "true" or "".
+*/}}
+{{- define "quax-stream.apiReadsArchive" -}}
+{{- if and .Values.api.enabled .Values.archiver.enabled .Values.api.archive.enabled -}}true{{- end -}}
+{{- end }}

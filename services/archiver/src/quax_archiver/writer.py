@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import structlog
 
@@ -148,8 +149,11 @@ class ArchiveWriter:
             table = run_row_table(update.run, update.message, update.partition, update.offset)
             yield self._write_hidden(table, final)
 
-    def _write_hidden(self, table: object, final: Path) -> tuple[Path, Path]:
-        final.parent.mkdir(parents=True, exist_ok=True)
+    def _write_hidden(self, table: pa.Table, final: Path) -> tuple[Path, Path]:
+        if not final.parent.is_dir():
+            final.parent.mkdir(parents=True)
+            for directory in final.parent.relative_to(self.root).parents:  # their new entries
+                _fsync_directory(self.root / directory)
         temporary = final.with_name(f".{final.name}{_TEMPORARY}")
         pq.write_table(table, temporary, compression=_COMPRESSION)
         _fsync_file(temporary)
