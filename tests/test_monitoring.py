@@ -57,6 +57,7 @@ LIVE_QUIET = {
     "QuaxLateChunksDropped",
     "QuaxBadDaqPairs",
     "QuaxRadiometerOutOfBand",
+    "QuaxArchiveBehind",
 }
 
 
@@ -360,14 +361,17 @@ class Prometheus:
 
 @pytest.fixture
 def live_pipeline(kafka: LocalKafka, tmp_path: Path) -> Iterator[tuple[Pipeline, dict[str, int]]]:
-    """Two FFT workers, the aggregator and the API, each serving its metrics on a free port."""
-    ports = {name: free_port() for name in ("fft-worker-1", "fft-worker-2", "aggregator", "api")}
+    """Two FFT workers, the aggregator, the API and the archiver, each serving its metrics on a
+    free port."""
+    names = ("fft-worker-1", "fft-worker-2", "aggregator", "api", "archiver")
+    ports = {name: free_port() for name in names}
     pipe = Pipeline(kafka, tmp_path / "pipeline")
     try:
         pipe.start_aggregator(QUAX_AGGREGATOR_METRICS_PORT=str(ports["aggregator"]))
         for name in ("fft-worker-1", "fft-worker-2"):
             pipe.start_worker(name, QUAX_FFT_WORKER_METRICS_PORT=str(ports[name]))
         pipe.start_api(port=ports["api"])
+        pipe.start_archiver(QUAX_ARCHIVER_METRICS_PORT=str(ports["archiver"]))
         yield pipe, ports
     finally:
         pipe.close()
@@ -429,6 +433,7 @@ def test_live_prometheus_sees_every_panel_and_rule_and_the_expected_alerts(
             "fft-worker": [local(ports["fft-worker-1"]), local(ports["fft-worker-2"])],
             "aggregator": [local(ports["aggregator"])],
             "api": [local(ports["api"])],
+            "archiver": [local(ports["archiver"])],
         },
         metrics_paths={"api": "/metrics/"},
     )

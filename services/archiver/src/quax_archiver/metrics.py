@@ -22,6 +22,10 @@ class ArchiverMetrics:
             "quax_archiver_last_flush_timestamp_seconds", "Unix time of the last durable flush."
         )
         self.buffered = Gauge("quax_archiver_buffered_records", "Records read, not yet durable.")
+        self.oldest = Gauge(
+            "quax_archiver_oldest_buffered_seconds",
+            "Age of the oldest record read and not yet durable (0: everything read is archived).",
+        )
         self.rejects = Counter(
             "quax_archiver_rejects", "Records sent to the dead-letter topic, by kind.", ["kind"]
         )
@@ -29,3 +33,6 @@ class ArchiverMetrics:
             "quax_archiver_lost_records",
             "Records that left Kafka's retention before the archiver read them.",
         )
+        for kind in ("file", "run"):  # every series exists from the start, at 0
+            self.rows.labels(kind=kind)
+            self.rejects.labels(kind=kind)

@@ -50,7 +50,6 @@ class Archiver:
             **kafka.client_options(), max_request_size=kafka.max_message_bytes
         )
         self.batch = Batch()
-        self.batch_started = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Archive until ``stop`` is set; then flush what is buffered and commit."""
@@ -66,6 +65,7 @@ class Archiver:
                     for record in records:
                         await self._take(record)
                 self.metrics.buffered.set(self.batch.records)
+                self.metrics.oldest.set(self.batch.age())
                 if self._due():
                     await self.flush()
             await self.flush()
@@ -131,16 +131,13 @@ class Archiver:
         await self.producer.send_and_wait(self.settings.kafka.topic(DEADLETTER), **message)
 
     def _due(self) -> bool:
-        if not self.batch:
-            return False
+        """Whether the batch is full, or its oldest record has waited ROLL_SECONDS."""
         full = self.batch.array_bytes >= self.settings.roll_megabytes * 1e6
-        old = time.monotonic() - self.batch_started >= self.settings.roll_seconds
-        return full or old
+        return full or self.batch.age() >= self.settings.roll_seconds
 
     async def flush(self) -> None:
         """Make the batch durable, then commit its offsets to the group."""
         batch, self.batch = self.batch, Batch()
-        self.batch_started = time.monotonic()
         if not batch:
             return
         started = time.perf_counter()
@@ -150,7 +147,8 @@ class Archiver:
         self.metrics.files.inc(written)
         self.metrics.rows.labels(kind="file").inc(len(batch.files))
         self.metrics.rows.labels(kind="run").inc(len(batch.runs))
-        self.metrics.buffered.set(0)
+        self.metrics.buffered.set(self.batch.records)
+        self.metrics.oldest.set(self.batch.age())
         log.info(
             "Flushed to the archive.",
             files=len(batch.files), runs=len(batch.runs), parquet_files=written,

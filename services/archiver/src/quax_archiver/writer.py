@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class Batch:
     runs: dict[str, _RunUpdate] = field(default_factory=dict)
     positions: Positions = field(default_factory=dict)
     array_bytes: int = 0
+    #: When the first record was taken (time.monotonic), None while the batch is empty.
+    opened: float | None = None
 
     def add_file(self, spectrum: FileSpectrum, partition: int, offset: int) -> None:
         """A record of quax.spectra, as a row."""
@@ -82,6 +85,12 @@ class Batch:
     def advance(self, topic: str, partition: int, offset: int) -> None:
         """Every record read moves its partition's position, whether it was kept or not."""
         self.positions.setdefault(topic, {})[partition] = offset + 1
+        if self.opened is None:
+            self.opened = time.monotonic()
+
+    def age(self) -> float:
+        """Seconds since the first record of the batch was taken (0 for an empty batch)."""
+        return 0.0 if self.opened is None else time.monotonic() - self.opened
 
     @property
     def records(self) -> int:
