@@ -15,8 +15,11 @@ from quaxspec.daq import (
     DaqRecord,
     FilePair,
     SliceLayout,
+    check_pair_sizes,
+    pair_names,
     pair_paths,
     read_pair,
+    record_from_bytes,
     scan_directory,
     write_pair,
 )
@@ -335,3 +338,48 @@ def test_slices_of_a_memory_mapped_record_are_views_of_the_file(tmp_path: Path) 
     assert np.array_equal(sq, q[3 * n_fft : 7 * n_fft].reshape(4, n_fft))
     with pytest.raises(ValueError, match="outside 0:11"):
         record.slices(n_fft, 0, 12)
+
+
+def test_names_pair_as_files_do_whatever_comes_before_the_last_slash():
+    names = [
+        "s3://b/run/duck_q_00002.dat",
+        "s3://b/run/duck_i_00002.dat",
+        "s3://b/run/duck_i_00001.dat",  # no Q partner
+        "s3://b/run/notes.txt",
+        "s3://b/run/duck_i_123456.dat",
+        "s3://b/run/duck_q_123456.dat",
+    ]
+
+    pairing = pair_names(names)
+
+    assert pairing.pairs == [
+        (2, "s3://b/run/duck_i_00002.dat", "s3://b/run/duck_q_00002.dat"),
+        (123456, "s3://b/run/duck_i_123456.dat", "s3://b/run/duck_q_123456.dat"),
+    ]
+    [problem] = pairing.problems
+    assert str(problem) == "s3://b/run/duck_i_00001.dat: no Q partner (duck_q_…)"
+
+
+@pytest.mark.parametrize(
+    ("i_bytes", "q_bytes", "message"),
+    [
+        (0, 8, "i: empty file"),
+        (8, 6, "q: size 6 bytes is not a whole number of float32 samples (truncated?)"),
+        (16, 8, "i: I has 4 samples but q has 2"),
+    ],
+)
+def test_pair_sizes_are_checked_before_reading(i_bytes, q_bytes, message):
+    with pytest.raises(DaqFileError) as error:
+        check_pair_sizes("i", i_bytes, "q", q_bytes)
+    assert str(error.value) == message
+
+
+def test_a_record_from_bytes_is_checked_and_holds_the_samples_without_copy():
+    i = np.arange(6, dtype="<f4")
+    record = record_from_bytes(
+        3, i.tobytes(), (-i).tobytes(), i_name="s3://b/duck_i_00003.dat", q_name="q", daq_time=1.5
+    )
+    np.testing.assert_array_equal(record.q, -i)
+    assert (record.number, record.source, record.daq_time) == (3, "s3://b/duck_i_00003.dat", 1.5)
+    with pytest.raises(DaqFileError, match="I has 6 samples but q has 5"):
+        record_from_bytes(3, i.tobytes(), i[:5].tobytes(), i_name="i", q_name="q", daq_time=0)

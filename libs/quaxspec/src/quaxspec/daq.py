@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,15 @@ __all__ = [
     "DaqRecord",
     "DirectoryScan",
     "FilePair",
+    "NamePairing",
     "PairDigest",
     "SliceLayout",
+    "check_pair_sizes",
+    "check_size",
+    "pair_names",
     "pair_paths",
     "read_pair",
+    "record_from_bytes",
     "scan_directory",
     "write_pair",
 ]
@@ -72,6 +78,14 @@ class DirectoryScan:
     """A directory's complete pairs, in file-number order, and what is wrong with the rest."""
 
     pairs: list[FilePair]
+    problems: list[DaqFileError]
+
+
+@dataclass(frozen=True, slots=True)
+class NamePairing:
+    """Complete pairs as (number, I name, Q name) in file-number order, and the problems."""
+
+    pairs: list[tuple[int, str, str]]
     problems: list[DaqFileError]
 
 
@@ -165,51 +179,86 @@ def pair_paths(directory: Path, number: int) -> tuple[Path, Path]:
     return directory / f"duck_i_{number:05d}.dat", directory / f"duck_q_{number:05d}.dat"
 
 
-def scan_directory(directory: Path) -> DirectoryScan:
-    """Find the DAQ pairs in ``directory``; a file without its partner is a problem, not a stop."""
-    if not directory.is_dir():
-        raise DaqFileError(directory, "not a directory")
-    found: dict[int, dict[str, Path]] = {}
+def pair_names(names: Iterable[str]) -> NamePairing:
+    """Pair DAQ file names (paths or object keys; matched on the part after the last ``/``).
+
+    Names that are not DAQ files are ignored; a file without its partner, or a second file
+    of a channel and number, is a problem, not a stop. Shared by folders and buckets.
+    """
+    found: dict[int, dict[str, str]] = {}
     problems: list[DaqFileError] = []
-    for entry in os.scandir(directory):
-        match = _NAME.fullmatch(entry.name)
-        if not (match and entry.is_file()):
+    for name in names:
+        match = _NAME.fullmatch(name.rpartition("/")[2])
+        if not match:
             continue
         channels = found.setdefault(int(match["number"]), {})
         channel = match["channel"]
         if channel in channels:
-            problems.append(
-                DaqFileError(entry.path, f"same file number as {channels[channel].name}; skipped")
-            )
+            first = channels[channel].rpartition("/")[2]
+            problems.append(DaqFileError(name, f"same file number as {first}; skipped"))
             continue
-        channels[channel] = Path(entry.path)
-    pairs: list[FilePair] = []
+        channels[channel] = name
+    pairs: list[tuple[int, str, str]] = []
     for number in sorted(found):
         channels = found[number]
         if "i" in channels and "q" in channels:
-            pairs.append(FilePair(number, channels["i"], channels["q"]))
+            pairs.append((number, channels["i"], channels["q"]))
         else:
             present, missing = ("i", "q") if "i" in channels else ("q", "i")
             problems.append(
                 DaqFileError(channels[present], f"no {missing.upper()} partner (duck_{missing}_…)")
             )
-    return DirectoryScan(pairs, problems)
+    return NamePairing(pairs, problems)
+
+
+def scan_directory(directory: Path) -> DirectoryScan:
+    """Find the DAQ pairs in ``directory``; a file without its partner is a problem, not a stop."""
+    if not directory.is_dir():
+        raise DaqFileError(directory, "not a directory")
+    files = (entry.path for entry in os.scandir(directory) if entry.is_file())
+    pairing = pair_names(files)
+    pairs = [FilePair(number, Path(i), Path(q)) for number, i, q in pairing.pairs]
+    return DirectoryScan(pairs, pairing.problems)
+
+
+def check_pair_sizes(i_name: str | Path, i_bytes: int, q_name: str | Path, q_bytes: int) -> None:
+    """Raise :class:`DaqFileError` unless both files hold the same, non-zero whole samples."""
+    check_size(i_name, i_bytes)
+    check_size(q_name, q_bytes)
+    if i_bytes != q_bytes:
+        q_short = str(q_name).rpartition("/")[2]
+        raise DaqFileError(i_name, f"I has {i_bytes // 4} samples but {q_short} has {q_bytes // 4}")
+
+
+def check_size(name: str | Path, size: int) -> None:
+    """Raise :class:`DaqFileError` unless ``size`` bytes are a non-zero whole of float32 samples."""
+    if size == 0:
+        raise DaqFileError(name, "empty file")
+    if size % SAMPLE_DTYPE.itemsize:
+        raise DaqFileError(
+            name, f"size {size} bytes is not a whole number of float32 samples (truncated?)"
+        )
 
 
 def read_pair(pair: FilePair, *, daq_time: float | None = None) -> DaqRecord:
     """Memory-map a pair after checking that both files are usable and of equal length."""
-    sizes = {path: _checked_size(path) for path in (pair.i_path, pair.q_path)}
-    size_i, size_q = sizes[pair.i_path], sizes[pair.q_path]
-    if size_i != size_q:
-        raise DaqFileError(
-            pair.i_path,
-            f"I has {size_i // 4} samples but {pair.q_path.name} has {size_q // 4}",
-        )
+    size_i, size_q = _checked_size(pair.i_path), _checked_size(pair.q_path)
+    check_pair_sizes(pair.i_path, size_i, pair.q_path, size_q)
     if daq_time is None:
-        daq_time = max(path.stat().st_mtime for path in sizes)
+        daq_time = max(path.stat().st_mtime for path in (pair.i_path, pair.q_path))
     i = np.memmap(pair.i_path, dtype=SAMPLE_DTYPE, mode="r")
     q = np.memmap(pair.q_path, dtype=SAMPLE_DTYPE, mode="r")
     return DaqRecord(number=pair.number, i=i, q=q, daq_time=daq_time, source=str(pair.i_path))
+
+
+def record_from_bytes(
+    number: int, i: bytes, q: bytes, *, i_name: str, q_name: str, daq_time: float
+) -> DaqRecord:
+    """A pair read into memory (from an object store) as a record, checked as files are."""
+    check_pair_sizes(i_name, len(i), q_name, len(q))
+    i_samples = np.frombuffer(i, dtype=SAMPLE_DTYPE)
+    q_samples = np.frombuffer(q, dtype=SAMPLE_DTYPE)
+    return DaqRecord(number=number, i=i_samples, q=q_samples, daq_time=daq_time, source=i_name)
 
 
 def write_pair(
@@ -229,12 +278,7 @@ def _checked_size(path: Path) -> int:
         size = path.stat().st_size
     except OSError as error:
         raise DaqFileError(path, f"unreadable ({error.strerror})") from error
-    if size == 0:
-        raise DaqFileError(path, "empty file")
-    if size % SAMPLE_DTYPE.itemsize:
-        raise DaqFileError(
-            path, f"size {size} bytes is not a whole number of float32 samples (truncated?)"
-        )
+    check_size(path, size)
     if not os.access(path, os.R_OK):
         raise DaqFileError(path, "unreadable (permission denied)")
     return size
