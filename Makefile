@@ -20,7 +20,7 @@ HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-sustained bench-profile bench-fanout bench-soak bench-per-slice clean images cluster-tools cluster-up cluster-demo cluster-down
+.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-sustained bench-profile bench-fanout bench-soak bench-per-slice bench-archive clean images cluster-tools cluster-up cluster-demo cluster-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -115,7 +115,7 @@ demo-offline: setup ## The spectrum kernel alone on synthetic files in data/demo
 			--line-frequency 250e3 --line-strength 0.3; fi
 	$(BIN)/quax-fft-worker offline $(DEMO_DIR) --save $(DEMO_DIR)/run.npz
 
-bench: bench-kernel bench-clients bench-pipeline bench-sustained bench-live bench-fanout bench-soak bench-per-slice ## Run every benchmark and record the results in docs/benchmarks.md
+bench: bench-kernel bench-clients bench-pipeline bench-sustained bench-live bench-fanout bench-soak bench-per-slice bench-archive ## Run every benchmark and record the results in docs/benchmarks.md
 
 bench-kernel: setup ## Kernel speed against the bare FFT and numpy (docs/benchmarks.md)
 	$(BIN)/python bench/kernel.py
@@ -140,6 +140,9 @@ bench-fanout: setup kafka-install ## 100 WebSocket clients on one run at the rea
 
 bench-per-slice: setup kafka-install ## The previous design's essence (one slice per message, one FFT per slice) beside ours and the bare kernel, same files and broker (docs/benchmarks.md)
 	$(BIN)/python bench/per_slice.py run
+
+bench-archive: setup kafka-install ## The archiver catching up on 3,000 file spectra; the API serving a run from the archive (docs/benchmarks.md)
+	$(BIN)/python bench/archive.py
 
 bench-soak: setup kafka-install ## 9,000 small files through the pipeline: every process's memory at start, middle, end (docs/benchmarks.md)
 	$(BIN)/python bench/soak.py
