@@ -20,7 +20,7 @@ HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-sustained bench-profile bench-fanout bench-soak bench-per-slice bench-archive clean images cluster-tools cluster-up cluster-demo cluster-down
+.PHONY: help s3-server browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-sustained bench-profile bench-fanout bench-soak bench-per-slice bench-archive clean images cluster-tools cluster-up cluster-demo cluster-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ setup: $(VENV)/.synced $(VENDOR)/.copied $(HADOLINT) ## The virtualenv with ever
 
 kafka-install: ## Resolve the Apache Kafka broker's jars from Maven Central
 	$(KAFKA) install
+
+s3-server: ## SeaweedFS (an S3-compatible object store) built from the Go module proxy, for the tests
+	tools/s3/install.sh
 
 kafka-up: setup kafka-install ## Start the local broker on 127.0.0.1:9092 and create the topics
 	$(KAFKA) start
@@ -89,11 +92,11 @@ cluster-demo: cluster-up ## The whole stack on the local cluster, dashboard on h
 cluster-down: ## Stop the cluster and put the host back as it was
 	tools/cluster/cluster.sh down
 
-test: setup kafka-install browser prometheus k8s-tools images cluster-tools lint ## Lint, then run every test (the real-broker and cluster tests start their own)
+test: setup kafka-install s3-server browser prometheus k8s-tools images cluster-tools lint ## Lint, then run every test (the real-broker, object-store and cluster tests start their own)
 	$(BIN)/pytest
 
 test-fast: setup k8s-tools prometheus ## Run the tests that need neither Kafka nor minutes
-	$(BIN)/pytest -m "not kafka and not slow"
+	$(BIN)/pytest -m "not kafka and not slow and not s3"
 
 lint: setup ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

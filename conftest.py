@@ -1,4 +1,4 @@
-"""Fixtures shared by every test directory: a real local Apache Kafka broker."""
+"""Fixtures shared by every test directory: a real Apache Kafka broker and a real object store."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from localkafka import LocalKafka
+from objectstore import LocalS3
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,14 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         yield broker
     finally:
         broker.run("stop")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    """One SeaweedFS server with its S3 gateway for the whole session (tools/s3/install.sh)."""
+    store = LocalS3(tmp_path_factory.mktemp("s3"))
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()

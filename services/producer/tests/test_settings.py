@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from quax_producer.settings import ProducerSettings
 from quaxspec.progress import Shard
+from quaxspec.settings import S3Settings
 
 
 def test_every_field_is_described():
@@ -45,6 +46,28 @@ def test_a_runs_configuration_holds_samples_per_file_only_for_the_synthetic_daq(
 def test_directory_sources_need_a_directory():
     with pytest.raises(ValidationError, match="the watch source needs a directory"):
         ProducerSettings(source="watch")
+
+
+def test_the_s3_source_needs_an_s3_url_and_is_named_by_store_bucket_and_prefix(monkeypatch):
+    with pytest.raises(ValidationError, match="the s3 source needs a bucket_url"):
+        ProducerSettings(source="s3")
+    with pytest.raises(
+        ValidationError, match="'https://x/y' is not s3://bucket or s3://bucket/prefix"
+    ):
+        ProducerSettings(source="s3", bucket_url="https://x/y")
+    monkeypatch.setenv("QUAX_S3_ENDPOINT_URL", "http://store:8333")
+    monkeypatch.setenv("QUAX_S3_ADDRESSING_STYLE", "path")
+    settings = ProducerSettings(source="s3", bucket_url="s3://quax/2026/run-0042")
+    assert settings.source_identity == "s3:http://store:8333:s3://quax/2026/run-0042/"
+    assert (settings.run_base, settings.s3.addressing_style) == ("run-0042", "path")
+    assert ProducerSettings(source="s3", bucket_url="s3://quax").run_base == "quax"
+
+
+def test_s3_keys_go_together_and_the_secret_is_never_shown():
+    with pytest.raises(ValidationError, match="access_key_id and secret_access_key go together"):
+        S3Settings(access_key_id="quax")
+    settings = S3Settings(access_key_id="quax", secret_access_key="hidden")  # type: ignore[arg-type]
+    assert "hidden" not in repr(settings)
 
 
 def test_a_chunk_must_fit_the_kafka_message_limit():

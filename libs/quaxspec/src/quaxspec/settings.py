@@ -13,6 +13,8 @@ logged with the settings.
 from __future__ import annotations
 
 import ssl
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -24,7 +26,7 @@ from quaxspec.topics import MAX_MESSAGE_BYTES, TopicSpec
 if TYPE_CHECKING:
     import faust
 
-__all__ = ["KafkaSettings", "LoggingSettings"]
+__all__ = ["KafkaSettings", "LoggingSettings", "S3Location", "S3Settings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -178,3 +180,79 @@ class LoggingSettings(BaseSettings):
 
     json_format: bool = Field(False, description="One JSON object per line (for deployment).")
     level: str = Field("INFO", description="Minimum level: DEBUG, INFO, WARNING, ERROR.")
+
+
+class S3Settings(BaseSettings):
+    """How to reach an S3-compatible object store (environment prefix ``QUAX_S3_``).
+
+    Every field is optional: what is not given comes the standard AWS ways (``AWS_*``
+    environment variables, ``~/.aws/config`` and ``credentials``, an instance or pod role),
+    as boto3 finds it. A non-AWS store (SeaweedFS, Ceph, the original task's) usually needs
+    ``endpoint_url`` and path-style addressing.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="QUAX_S3_", extra="ignore")
+
+    endpoint_url: str | None = Field(
+        None,
+        description="The store's URL (http://host:port) for a non-AWS store; by default "
+        "AWS_ENDPOINT_URL or AWS's own.",
+    )
+    region: str | None = Field(None, description="Region; by default AWS_REGION or the profile's.")
+    profile: str | None = Field(
+        None, description="Named profile of ~/.aws/config; by default AWS_PROFILE or the default."
+    )
+    access_key_id: str | None = Field(
+        None, description="Access key; by default from the environment, profile or role."
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="Secret key that goes with access_key_id (never logged)."
+    )
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="Bucket in the path (most non-AWS stores) or in the host name (AWS).",
+    )
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Attempts of one request (botocore's standard retry mode) before the "
+        "caller's own backoff takes over.",
+    )
+    connect_timeout_seconds: float = Field(10.0, gt=0, description="Connection timeout.")
+    read_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest wait for the next bytes of a response."
+    )
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> Self:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key go together")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    """A bucket and a prefix (empty, or ending with ``/``)."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        """``s3://bucket`` or ``s3://bucket/some/prefix``; ValueError with the reason otherwise."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{url!r} is not s3://bucket or s3://bucket/prefix")
+        prefix = parts.path.lstrip("/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return cls(parts.netloc, prefix)
+
+    def url(self, key: str = "") -> str:
+        """The ``s3://`` URL of a key (of the prefix itself by default)."""
+        return f"s3://{self.bucket}/{key or self.prefix}"
+
+    @property
+    def name(self) -> str:
+        """The prefix's last part, or the bucket's name: what names the runs read from it."""
+        return self.prefix.rstrip("/").rpartition("/")[2] or self.bucket

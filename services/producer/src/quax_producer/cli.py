@@ -32,6 +32,8 @@ def _about(field: str) -> str:
 def run(
     source: Annotated[SourceKind | None, typer.Option(help=_about("source"))] = None,
     directory: Annotated[Path | None, typer.Option(help=_about("directory"))] = None,
+    bucket_url: Annotated[str | None, typer.Option(help=_about("bucket_url"))] = None,
+    s3_read_ahead: Annotated[int | None, typer.Option(help=_about("s3_read_ahead"))] = None,
     run_id: Annotated[str | None, typer.Option(help=_about("run_id"))] = None,
     shard: Annotated[str | None, typer.Option(help=_about("shard"))] = None,
     f_lo: Annotated[float | None, typer.Option(help=_about("f_lo"))] = None,
@@ -100,6 +102,7 @@ def run(
     """Stream DAQ pairs into the Kafka raw topic (the container's entry point).
 
     Options override the QUAX_PRODUCER_* environment variables, which override the defaults.
+    The object store of the s3 source is set by QUAX_S3_* or the standard AWS ways.
     """
     given = {name: value for name, value in locals().items() if value is not None}
     kafka = {key: given.pop(key) for key in ("bootstrap_servers", "topic_prefix") if key in given}

@@ -86,6 +86,11 @@ class Metrics:
             "DAQ rewrote them: turn watch_send_while_written off).",
             registry=registry,
         )
+        self.source_retries = Counter(
+            "quax_producer_source_retries",
+            "Transient errors of the object store waited out and retried (s3 source).",
+            registry=registry,
+        )
         self.new_acquisitions = Counter(
             "quax_producer_new_acquisitions",
             "New acquisitions found in a watched folder (each started a new run).",

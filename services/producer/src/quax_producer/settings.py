@@ -16,11 +16,11 @@ from quaxspec.daq import (
 )
 from quaxspec.limits import check_fits
 from quaxspec.progress import RunConfig, Shard
-from quaxspec.settings import KafkaSettings, LoggingSettings
+from quaxspec.settings import KafkaSettings, LoggingSettings, S3Location, S3Settings
 
 __all__ = ["ProducerSettings", "SourceKind", "WatchMethod"]
 
-SourceKind = Literal["synthetic", "directory", "watch"]
+SourceKind = Literal["synthetic", "directory", "watch", "s3"]
 WatchMethod = Literal["auto", "events", "poll"]
 
 
@@ -32,10 +32,22 @@ class ProducerSettings(BaseSettings):
     source: SourceKind = Field(
         "synthetic",
         description="Where pairs come from: the built-in synthetic DAQ, a directory of "
-        "finished files, or a directory watched while the DAQ writes into it.",
+        "finished files, a directory watched while the DAQ writes into it, or the finished "
+        "files under an S3 prefix (bucket_url).",
     )
     directory: Path | None = Field(
         None, description="Directory of duck_i/duck_q pairs (for the directory and watch sources)."
+    )
+    bucket_url: str | None = Field(
+        None,
+        description="s3://bucket/prefix of duck_i/duck_q objects (for the s3 source; the "
+        "store is reached as the s3 settings say).",
+    )
+    s3_read_ahead: int = Field(
+        2,
+        ge=0,
+        description="s3 source: pairs downloaded ahead of the one being sent (each is held "
+        "in memory: 64 MiB for the DAQ's files).",
     )
     run_id: str | None = Field(
         None,
@@ -60,7 +72,7 @@ class ProducerSettings(BaseSettings):
     seconds_per_pair: float = Field(
         4.2,
         gt=0,
-        description="Pace of a replay (directory, synthetic): one pair per this many seconds "
+        description="Pace of a replay (directory, s3, synthetic): one pair per this many seconds "
         "(the real DAQ: 4.2 s). A watched folder is not paced: the DAQ is the clock.",
     )
     mb_per_s: float | None = Field(
@@ -73,14 +85,14 @@ class ProducerSettings(BaseSettings):
         None,
         ge=1,
         description="How many pairs: synthetic, files first_file … first_file+files−1; "
-        "directory, the first this many good pairs from first_file on (those delivered "
+        "directory or s3, the first this many good pairs from first_file on (those delivered "
         "before a restart count); watch, stop after this many delivered. By default all "
         "of a directory, and forever for the synthetic and watch sources.",
     )
     first_file: int = Field(
         0,
         ge=0,
-        description="Number of the first synthetic file; for directory and watch, pairs with "
+        description="Number of the first synthetic file; for directory, s3 and watch, pairs with "
         "a lower number are ignored.",
     )
     seed: int = Field(0, ge=0, description="Seed of the synthetic DAQ's noise realisation.")
@@ -153,13 +165,20 @@ class ProducerSettings(BaseSettings):
     kafka: KafkaSettings = Field(
         default_factory=KafkaSettings, description="Kafka connection and topic names."
     )
+    s3: S3Settings = Field(
+        default_factory=S3Settings, description="How to reach the object store (s3 source)."
+    )
     logging: LoggingSettings = Field(
         default_factory=LoggingSettings, description="Log format and level."
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.source != "synthetic" and self.directory is None:
+        if self.source == "s3":
+            if self.bucket_url is None:
+                raise ValueError("the s3 source needs a bucket_url (s3://bucket/prefix)")
+            S3Location.parse(self.bucket_url)  # ValueError with the reason
+        elif self.source != "synthetic" and self.directory is None:
             raise ValueError(f"the {self.source} source needs a directory")
         if self.run_id is not None and not 1 <= len(self.run_id.encode()) <= 255:
             raise ValueError("run id must be 1–255 UTF-8 bytes")
@@ -187,13 +206,18 @@ class ProducerSettings(BaseSettings):
     @property
     def source_identity(self) -> str:
         """What names the source across restarts: ``watch:/daq/out``, ``synthetic:seed=3``."""
+        if self.source == "s3" and self.bucket_url is not None:
+            endpoint = self.s3.endpoint_url or "aws"
+            return f"s3:{endpoint}:{S3Location.parse(self.bucket_url).url()}"
         if self.source == "synthetic" or self.directory is None:
             return f"synthetic:seed={self.seed}"
         return f"{self.source}:{self.directory.resolve()}"
 
     @property
     def run_base(self) -> str:
-        """The start of a new run's id: the folder's name, or synthetic-<seed>."""
+        """The start of a new run's id: the folder's or prefix's name, or synthetic-<seed>."""
+        if self.source == "s3" and self.bucket_url is not None:
+            return S3Location.parse(self.bucket_url).name
         if self.source == "synthetic" or self.directory is None:
             return f"synthetic-{self.seed}"
         return self.directory.resolve().name or "daq"

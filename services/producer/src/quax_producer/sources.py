@@ -1,4 +1,4 @@
-"""Where DAQ records come from: a directory of finished pairs, a watched one, or the synthetic DAQ.
+"""Where DAQ records come from: finished pairs (a folder, a bucket), a watched folder, or synthetic.
 
 Every source yields :data:`SourceItem` s: a record to send, or a :class:`BadPair` to log,
 count and skip; a bad pair never stops the stream. A source also says what it needs to
@@ -16,10 +16,12 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from quax_producer.bucket import Bucket, bucket_source
 from quax_producer.items import BadPair, SourceItem, read_item
 from quax_producer.settings import ProducerSettings
 from quax_producer.watch import watch_source
 from quaxspec.daq import DaqFileError, DaqRecord, FilePair, pair_paths, read_pair, scan_directory
+from quaxspec.settings import S3Location
 from quaxspec.synthetic import AxionLine, SyntheticDaq
 
 __all__ = ["Source", "directory_source", "open_source", "synthetic_source"]
@@ -91,6 +93,10 @@ class Source:
     """A configured source and what resuming a run from it needs."""
 
     settings: ProducerSettings
+    #: The bucket of the s3 source (None for the others).
+    bucket: Bucket | None = None
+    #: Called at each retry of a transient error of the object store (s3 source).
+    on_retry: Callable[[], None] = lambda: None
 
     @property
     def live(self) -> bool:
@@ -114,6 +120,15 @@ class Source:
         if settings.source == "synthetic":
             return synthetic_source(
                 self._daq(), first_file=settings.first_file, limit=settings.files, skip=skip
+            )
+        if self.bucket is not None:
+            return bucket_source(
+                self.bucket,
+                first_file=settings.first_file,
+                limit=settings.files,
+                skip=skip,
+                read_ahead=settings.s3_read_ahead,
+                on_retry=self.on_retry,
             )
         directory = self._directory()
         if settings.source == "directory":
@@ -140,6 +155,8 @@ class Source:
         """
         if self.settings.source == "synthetic":
             return self._daq().record(number).fingerprint()
+        if self.bucket is not None:
+            return self.bucket.fingerprint_of(number)
         pair = FilePair(number, *pair_paths(self._directory(), number))
         try:
             return read_pair(pair).fingerprint()
@@ -150,6 +167,9 @@ class Source:
         """When the source's first file was written (now for the synthetic DAQ or no file)."""
         if self.settings.source == "synthetic":
             return time.time()
+        if self.bucket is not None:
+            found = self.bucket.first_time(self.settings.first_file)
+            return time.time() if found is None else found
         pairs = [
             p
             for p in scan_directory(self._directory()).pairs
@@ -181,6 +201,11 @@ class Source:
         return self.settings.directory
 
 
-def open_source(settings: ProducerSettings) -> Source:
-    """The source the settings ask for."""
-    return Source(settings=settings)
+def open_source(
+    settings: ProducerSettings, *, on_retry: Callable[[], None] = lambda: None
+) -> Source:
+    """The source the settings ask for; ``on_retry`` counts the object store's retries."""
+    if settings.source != "s3" or settings.bucket_url is None:
+        return Source(settings=settings)
+    bucket = Bucket(S3Location.parse(settings.bucket_url), settings.s3)
+    return Source(settings=settings, bucket=bucket, on_retry=on_retry)

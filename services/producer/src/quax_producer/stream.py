@@ -88,7 +88,7 @@ class _Stream:
         self._metrics = metrics
         self._link = link
         self._stop = stop
-        self._source: Source = open_source(settings)
+        self._source: Source = open_source(settings, on_retry=metrics.source_retries.inc)
         self._known: dict[str, RunProgress] = {}
         self._ledger: RunLedger | None = None
         self._pacer: Pacer | None = None
