@@ -62,6 +62,16 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "producer.settings.run_id=run42",
         ),
     ),
+    "producer-s3": (
+        (),
+        (
+            "producer.source=s3",
+            "producer.s3.bucketUrl=s3://quax/daq/run42",
+            "producer.s3.endpointUrl=http://seaweedfs.storage:8333",
+            "producer.s3.addressingStyle=path",
+            "producer.s3.existingSecret=quax-s3",
+        ),
+    ),
     "producer-watch-hostpath": (
         (),
         (
@@ -188,6 +198,8 @@ class Rendered:
         """A container's environment: its ConfigMaps (envFrom), then its env entries."""
         env: dict[str, str] = {}
         for source in container.get("envFrom", []):
+            if "configMapRef" not in source:
+                continue  # a Secret's keys: not known to the chart
             config_map = self.get("ConfigMap", source["configMapRef"]["name"])
             env.update(config_map.get("data", {}))
         for entry in container.get("env", []):

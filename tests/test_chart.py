@@ -53,7 +53,7 @@ from quax_api.settings import ApiSettings
 from quax_archiver.settings import ArchiverSettings
 from quax_fft_worker.settings import FftWorkerSettings
 from quax_producer.settings import ProducerSettings
-from quaxspec.settings import KafkaSettings, LoggingSettings
+from quaxspec.settings import KafkaSettings, LoggingSettings, S3Settings
 from quaxspec.topics import ALL_TOPICS, MAX_MESSAGE_BYTES, RAW, changelog_topics
 
 #: Component → its settings class, environment prefix and the command its image runs.
@@ -65,7 +65,7 @@ SERVICES: dict[str, tuple[type[BaseSettings], str, str]] = {
     "archiver": (ArchiverSettings, "QUAX_ARCHIVER_", "run"),
 }
 #: Variables a service container may have besides the fields of the settings classes.
-ALLOWED_ENV = {"NUMBA_CACHE_DIR"}
+ALLOWED_ENV = {"NUMBA_CACHE_DIR", "AWS_SHARED_CREDENTIALS_FILE"}
 #: Linter checks the chart waives, each with its reason in the annotation of the object.
 WAIVED_CHECKS = {"CKV_K8S_43", "CKV_K8S_15", "CKV_K8S_8", "CKV_K8S_9"}
 #: The kinds the scenarios render between them: every one is validated.
@@ -214,6 +214,33 @@ def test_unknown_values_are_refused() -> None:
 def test_a_directory_source_needs_its_data() -> None:
     error = render_error(sets=("producer.source=watch",))
     assert "producer.source watch reads a directory" in error
+    error = render_error(sets=("producer.source=s3",))
+    assert "producer.source s3 reads a bucket: set producer.s3.bucketUrl" in error
+    error = render_error(sets=("producer.source=s3", "producer.s3.bucketUrl=http://x/y"))
+    assert "at '/producer/s3/bucketUrl': 'http://x/y' does not match pattern" in error
+
+
+def test_an_s3_source_is_a_replay_job_with_its_store_and_credentials_and_no_volume() -> None:
+    rendered = scenario("producer-s3")
+    job = rendered.workload("producer")
+    assert job["kind"] == "Job"
+    [container] = containers(job, init=False)
+    env = rendered.env(container)
+    assert env["QUAX_PRODUCER_SOURCE"] == "s3"
+    assert env["QUAX_PRODUCER_BUCKET_URL"] == "s3://quax/daq/run42"
+    assert env["QUAX_S3_ENDPOINT_URL"] == "http://seaweedfs.storage:8333"
+    assert env["QUAX_S3_ADDRESSING_STYLE"] == "path"
+    assert "QUAX_PRODUCER_DIRECTORY" not in env
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == "/etc/quax/s3/credentials"
+    volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
+    assert set(volumes) == {"tmp", "s3-credentials"}
+    assert volumes["s3-credentials"]["secret"]["secretName"] == "quax-s3"
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/etc/quax/s3"]["readOnly"] is True
+    settings = settings_from(ProducerSettings, env)
+    assert (settings.source, settings.bucket_url) == ("s3", "s3://quax/daq/run42")
+    assert settings.s3.endpoint_url == "http://seaweedfs.storage:8333"
+    assert settings.s3.addressing_style == "path"
 
 
 # Strict schemas and the linter -----------------------------------------------------------------
@@ -309,6 +336,8 @@ def test_service_env_is_made_of_settings_fields(name: str, component: str) -> No
                 field, fields = variable.removeprefix("QUAX_KAFKA_").lower(), KafkaSettings
             elif variable.startswith("QUAX_LOG_"):
                 field, fields = variable.removeprefix("QUAX_LOG_").lower(), LoggingSettings
+            elif variable.startswith("QUAX_S3_"):
+                field, fields = variable.removeprefix("QUAX_S3_").lower(), S3Settings
             else:
                 assert variable.startswith(prefix), f"{component}: {variable} is not read"
                 field, fields = variable.removeprefix(prefix).lower(), cls
@@ -348,9 +377,13 @@ def test_service_env_is_made_of_settings_fields(name: str, component: str) -> No
     if component == "producer":
         values = rendered_values(name)["producer"]
         assert settings.source == values["source"]
-        if values["source"] != "synthetic":
+        if values["source"] in ("directory", "watch"):
             assert str(settings.directory) == values["data"]["mountPath"]
             assert mounts[values["data"]["mountPath"]] == "daq"
+        else:
+            assert "daq" not in mounts.values()
+        if values["source"] == "s3":
+            assert settings.bucket_url == values["s3"]["bucketUrl"]
 
 
 def rendered_values(name: str) -> dict[str, Any]:
@@ -410,7 +443,7 @@ def test_values_schema_settings_are_the_settings_fields() -> None:
     """`settings` of each component accepts exactly the fields the chart does not set itself."""
     schema = json.loads((CHART / "values.schema.json").read_text())
     owned = {
-        "producer": {"source", "directory", "metrics_port"},
+        "producer": {"source", "directory", "bucket_url", "s3", "metrics_port"},
         "fftWorker": {"app_id", "metrics_port", "data_dir"},
         "aggregator": {"app_id", "store", "data_dir", "metrics_port", "upstream_group"},
         "api": {"host", "port", "archive_directory"},

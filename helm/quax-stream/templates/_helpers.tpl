@@ -347,7 +347,7 @@ quax.progress after a restart.
 */}}
 {{- define "quax-stream.producerKind" -}}
 {{- $values := .Values.producer -}}
-{{- if or (eq $values.source "directory") (and (eq $values.source "synthetic") $values.settings.files) -}}
+{{- if or (has $values.source (list "directory" "s3")) (and (eq $values.source "synthetic") $values.settings.files) -}}
 Job
 {{- else -}}
 Deployment

@@ -5,6 +5,8 @@ DAQ) and its Job (a replay): see quax-stream.producerKind.
 {{- define "quax-stream.producerPod" -}}
 {{- $values := .Values.producer }}
 {{- $ctx := dict "root" . "values" $values "component" "producer" }}
+{{- $s3Secret := and (eq $values.source "s3") $values.s3.existingSecret }}
+{{- $folder := has $values.source (list "directory" "watch") }}
 {{- include "quax-stream.podCommon" $ctx | nindent 0 }}
 terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
 {{- with include "quax-stream.waitForTopics" $ctx }}
@@ -47,7 +49,7 @@ containers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
-      {{- if ne $values.source "synthetic" }}
+      {{- if $folder }}
       - name: daq
         mountPath: {{ $values.data.mountPath }}
         readOnly: true
@@ -55,13 +57,26 @@ containers:
         subPath: {{ . }}
         {{- end }}
       {{- end }}
+      {{- if $s3Secret }}
+      - name: s3-credentials
+        mountPath: /etc/quax/s3
+        readOnly: true
+      {{- end }}
       {{- include "quax-stream.kafka.authMounts" $ctx | nindent 6 }}
 volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 256Mi
   {{- include "quax-stream.kafka.authVolumes" $ctx | nindent 2 }}
-  {{- if ne $values.source "synthetic" }}
+  {{- if $s3Secret }}
+  - name: s3-credentials
+    secret:
+      secretName: {{ $values.s3.existingSecret }}
+      items:
+        - key: credentials
+          path: credentials
+  {{- end }}
+  {{- if $folder }}
   - name: daq
     {{- if $values.data.existingClaim }}
     persistentVolumeClaim:
