@@ -36,6 +36,7 @@ from quaxspec.topics import MAX_MESSAGE_BYTES, RUNS, SPECTRA
 
 N_FFT = 3072
 RUN_IDS = ("bench-a", "bench-b")
+ROLL_SECONDS = 5
 
 app = typer.Typer(add_completion=False)
 
@@ -117,7 +118,9 @@ def measure(root: Path, files: int) -> dict[str, object]:
 
         directory = root / "pipe" / "archive"
         started = time.monotonic()
-        archiver = pipe.start_archiver()
+        # Flushes of a backlog are triggered by size; the roll time only decides when the
+        # tail is written. 5 s instead of 300 s, so that the time measured is the archiver's.
+        archiver = pipe.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS=str(ROLL_SECONDS))
         peak = 0.0
         while not _archived(directory, pipe.prefix, {SPECTRA.name: files, RUNS.name: files}):
             assert archiver.poll() is None, pipe.log("archiver")
@@ -185,7 +188,8 @@ def main(
         "",
         f"A backlog of {r['files']:,} file spectra of {N_FFT} bins ({days:.2f} days of the DAQ, "
         f"{r['json_mb']} MB of JSON) and as many run updates, read by an archiver started "
-        "with its default settings (flush at 64 MB of arrays or 300 s):",
+        f"with its default settings (a flush at 64 MB of arrays) but a roll time of "
+        f"{ROLL_SECONDS} s (the backlog's tail is written then, not after 300 s):",
         "",
         "| catch-up | files/s | CPU ms per file | peak RSS | flushes | Parquet files | "
         "Parquet per file |",

@@ -24,7 +24,7 @@ shares: the row format, the paths, and the per-file moments a run is rebuilt fro
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -47,6 +47,7 @@ __all__ = [
     "ArchiveReader",
     "file_moments",
     "file_rows_table",
+    "file_spectra_of_rows",
     "file_spectrum_of_row",
     "latest_revisions",
     "run_moments",
@@ -84,6 +85,9 @@ FILE_COLUMNS = pa.schema(
         ("kafka_offset", pa.int64()),
     ]
 )
+
+#: The list columns of a file row, in FileSpectrum's order.
+_ARRAY_COLUMNS = ("mean", "std", "spectral_kurtosis")
 
 #: One row per run: its latest update.
 RUN_COLUMNS = pa.schema(
@@ -156,15 +160,47 @@ def run_row_table(run: RunSpectrum, message: bytes, partition: int, offset: int)
 
 def file_spectrum_of_row(row: Mapping[str, Any]) -> FileSpectrum:
     """The file spectrum a row was made from (every field and array exactly)."""
+    return _file_spectrum(
+        row, _floats(row["mean"]), _floats(row["std"]), _floats(row["spectral_kurtosis"])
+    )
+
+
+def file_spectra_of_rows(table: pa.Table) -> list[FileSpectrum]:
+    """The file spectra of a table's rows, in order; arrays go from Arrow to numpy directly.
+
+    (``to_pylist`` would make a Python float object of every bin: four times the memory.)
+    """
+    scalars = table.drop_columns(list(_ARRAY_COLUMNS)).to_pylist()
+    arrays = [_list_rows(table.column(name)) for name in _ARRAY_COLUMNS]
+    return [
+        _file_spectrum(row, mean.copy(), std.copy(), kurtosis.copy())
+        for row, mean, std, kurtosis in zip(scalars, *arrays, strict=True)
+    ]
+
+
+def _file_spectrum(
+    row: Mapping[str, Any],
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+    kurtosis: NDArray[np.float64],
+) -> FileSpectrum:
     return FileSpectrum(
         run_id=row["run_id"], file_number=int(row["file_number"]), n_fft=int(row["n_fft"]),
         fs=float(row["fs_hz"]), f_lo=float(row["f_lo_hz"]), count=int(row["count"]),
         expected_count=int(row["expected_count"]), duplicates=int(row["duplicates"]),
         revision=int(row["revision"]), late_chunks=int(row["late_chunks"]),
         daq_time=float(row["daq_time"]), emitted_time=float(row["emitted_time"]),
-        mean=_floats(row["mean"]), std=_floats(row["std"]),
-        spectral_kurtosis=_floats(row["spectral_kurtosis"]),
+        mean=mean, std=std, spectral_kurtosis=kurtosis,
     )  # fmt: skip
+
+
+def _list_rows(column: pa.ChunkedArray) -> Iterator[NDArray[np.float64]]:
+    """Each row of a list<double> column as a numpy view of Arrow's buffer (no copy)."""
+    for chunk in column.chunks:
+        offsets = chunk.offsets.to_numpy()  # absolute positions in chunk.values
+        values = chunk.values.to_numpy()
+        for k in range(len(chunk)):
+            yield values[offsets[k] : offsets[k + 1]]
 
 
 def _floats(values: Any) -> NDArray[np.float64]:
@@ -195,13 +231,15 @@ def file_moments(count: int, mean: NDArray[np.float64], std: NDArray[np.float64]
 
 def run_moments(files: pa.Table) -> Moments:
     """The statistics of every slice of a run, from its files' latest revisions (Chan's merge)."""
-    latest = latest_revisions(files).to_pydict()
-    parts = [
-        file_moments(count, _floats(mean), _floats(std))
-        for count, mean, std in zip(latest["count"], latest["mean"], latest["std"], strict=True)
+    latest = latest_revisions(files)
+    counts = latest.column("count").to_numpy()
+    means, stds = _list_rows(latest.column("mean")), _list_rows(latest.column("std"))
+    parts = (
+        file_moments(int(count), mean, std)
+        for count, mean, std in zip(counts, means, stds, strict=True)
         if count > 0
-    ]
-    if not parts:
+    )  # merged one by one: no list of every file's arrays
+    if not np.any(counts > 0):
         raise ValueError("no file of the run has a slice")
     return Moments.merge_all(parts)
 
@@ -253,7 +291,7 @@ class ArchiveReader:
     def files(self, run_id: str, numbers: Iterable[int] | None = None) -> dict[int, FileSpectrum]:
         """A run's file spectra (or those of ``numbers``), the highest revision of each."""
         latest = latest_revisions(self.file_rows(run_id, numbers))
-        return {int(row["file_number"]): file_spectrum_of_row(row) for row in latest.to_pylist()}
+        return {spectrum.file_number: spectrum for spectrum in file_spectra_of_rows(latest)}
 
     def _spectra(self, run_id: str) -> ds.Dataset | None:
         directory = self.root / SPECTRA_DIR / _run_segment(run_id)

@@ -27,7 +27,13 @@ class ArchivedRuns:
     """Read-only access to the archive's runs, with a small cache."""
 
     def __init__(self, root: Path, *, recent_files: int, cached_runs: int) -> None:
+        import pyarrow as pa
+
         from quaxspec.archive import ArchiveReader, run_state_path
+
+        # Arrow's allocator keeps freed pages for reuse; a read of a run leaves them idle
+        # for minutes, so they are given back after each read.
+        self._release = pa.default_memory_pool().release_unused
 
         self._reader = ArchiveReader(root)
         self._state_path = run_state_path
@@ -76,7 +82,10 @@ class ArchivedRuns:
 
     def _read_state(self, run_id: str) -> RunState | None:
         with self._lock:
-            return self._read_state_locked(run_id)
+            try:
+                return self._read_state_locked(run_id)
+            finally:
+                self._release()
 
     def _read_state_locked(self, run_id: str) -> RunState | None:
         version = self._version(run_id)

@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 import structlog
 
 from quaxspec.archive import (
+    FILE_COLUMNS,
+    RUN_COLUMNS,
     file_rows_table,
     run_row_table,
     run_state_path,
@@ -50,6 +52,10 @@ JOURNAL = "_journal.json"
 POSITIONS = "_positions.json"
 _TEMPORARY = ".tmp"
 _COMPRESSION = "zstd"
+#: File rows per Parquet row group (~9 MB of arrays at n_fft 3072): a flush holds one
+#: group's table at a time, and a reader asking for some file numbers skips the groups
+#: whose statistics exclude them.
+ROW_GROUP_ROWS = 128
 
 
 @dataclass(slots=True)
@@ -136,6 +142,7 @@ class ArchiveWriter:
         }  # fmt: skip
         _write_atomically(self.root / JOURNAL, json.dumps(journal).encode())
         self._apply(journal)
+        pa.default_memory_pool().release_unused()  # the encoders' pages, idle until next flush
         return len(renames)
 
     def _write_files(self, batch: Batch) -> Iterator[tuple[Path, Path]]:
@@ -148,7 +155,11 @@ class ArchiveWriter:
             final = spectra_dir(self.root, run_id, date) / (
                 f"part-{partition}-{min(offsets):012d}-{max(offsets):012d}.parquet"
             )
-            yield self._write_hidden(file_rows_table(rows), final)
+            tables = (
+                file_rows_table(rows[start : start + ROW_GROUP_ROWS])
+                for start in range(0, len(rows), ROW_GROUP_ROWS)
+            )
+            yield self._write_hidden(FILE_COLUMNS, tables, final)
 
     def _write_runs(self, batch: Batch) -> Iterator[tuple[Path, Path]]:
         for update in batch.runs.values():
@@ -156,15 +167,20 @@ class ArchiveWriter:
             if final.exists() and _archived_slices(final) > update.run.slices:
                 continue  # an older update read again (the aggregator re-emitted it)
             table = run_row_table(update.run, update.message, update.partition, update.offset)
-            yield self._write_hidden(table, final)
+            yield self._write_hidden(RUN_COLUMNS, [table], final)
 
-    def _write_hidden(self, table: pa.Table, final: Path) -> tuple[Path, Path]:
+    def _write_hidden(
+        self, schema: pa.Schema, tables: Iterable[pa.Table], final: Path
+    ) -> tuple[Path, Path]:
         if not final.parent.is_dir():
             final.parent.mkdir(parents=True)
             for directory in final.parent.relative_to(self.root).parents:  # their new entries
                 _fsync_directory(self.root / directory)
         temporary = final.with_name(f".{final.name}{_TEMPORARY}")
-        pq.write_table(table, temporary, compression=_COMPRESSION)
+        # Row group by row group: only one group's table is ever held besides the batch.
+        with pq.ParquetWriter(temporary, schema, compression=_COMPRESSION) as out:
+            for table in tables:
+                out.write_table(table)
         _fsync_file(temporary)
         return temporary, final
 
