@@ -27,8 +27,15 @@ from aiokafka.partitioner import DefaultPartitioner
 from localkafka import LocalKafka, free_port
 from nbclient import NotebookClient
 from pipeline import Pipeline
+from pyarrow.fs import FileType
 
-from quaxspec.archive import ArchiveReader, file_spectrum_of_row, run_moments
+from quaxspec.archive import (
+    ArchiveLocation,
+    ArchiveReader,
+    file_spectrum_of_row,
+    open_archive,
+    run_moments,
+)
 from quaxspec.spectra import RunSpectrum
 from quaxspec.synthetic import SyntheticDaq
 from quaxspec.topics import DEADLETTER, RUNS, SPECTRA, TopicSpec
@@ -59,7 +66,20 @@ def _produce(pipeline: Pipeline, run_id: str, seed: int, files: int, seconds: st
     )  # fmt: skip
 
 
-def _wait_archived(pipeline: Pipeline, directory: Path, timeout: float = 120) -> None:
+def _positions(where: Path | ArchiveLocation) -> dict[str, dict[str, int]]:
+    """The positions an archive (a folder, or in the object store) says it holds."""
+    location = where if isinstance(where, ArchiveLocation) else open_archive(where)
+    path = location.path("_positions.json")
+    if location.info(path).type != FileType.File:
+        return {}
+    with location.filesystem.open_input_stream(path) as stream:
+        positions: dict[str, dict[str, int]] = json.loads(stream.read())
+    return positions
+
+
+def _wait_archived(
+    pipeline: Pipeline, directory: Path | ArchiveLocation, timeout: float = 120
+) -> None:
     """Until the archive's positions reach the end of quax.spectra and quax.runs."""
     ends = {spec.name: {p: 0 for p in range(spec.partitions)} for spec in (SPECTRA, RUNS)}
     for spec in (SPECTRA, RUNS):
@@ -67,8 +87,7 @@ def _wait_archived(pipeline: Pipeline, directory: Path, timeout: float = 120) ->
             ends[spec.name][record.partition] = record.offset + 1
     deadline = time.monotonic() + timeout
     while True:
-        stored = directory / "_positions.json"
-        positions = json.loads(stored.read_text()) if stored.exists() else {}
+        positions = _positions(directory)
         behind = [
             (name, p)
             for name, parts in ends.items()
@@ -81,7 +100,9 @@ def _wait_archived(pipeline: Pipeline, directory: Path, timeout: float = 120) ->
         time.sleep(0.5)
 
 
-def _check_archive_equals_the_topic(pipeline: Pipeline, directory: Path, run_id: str) -> None:
+def _check_archive_equals_the_topic(
+    pipeline: Pipeline, directory: Path | ArchiveLocation, run_id: str
+) -> None:
     """Row for row what was emitted on quax.spectra; the run state the last quax.runs record."""
     emitted = [r for r in pipeline.records(SPECTRA) if r.key == run_id.encode()]
     rows = ArchiveReader(directory).file_rows(run_id).to_pylist()
@@ -97,7 +118,9 @@ def _check_archive_equals_the_topic(pipeline: Pipeline, directory: Path, run_id:
     assert archived.to_bytes() == newest.value
 
 
-def _check_rebuilt_run(directory: Path, run_id: str, daq: SyntheticDaq, files: int) -> None:
+def _check_rebuilt_run(
+    directory: Path | ArchiveLocation, run_id: str, daq: SyntheticDaq, files: int
+) -> None:
     """The run rebuilt from its archived file rows: the aggregator's to 1e-12, numpy's to 1e-5."""
     reader = ArchiveReader(directory)
     moments = run_moments(reader.file_rows(run_id))
@@ -157,6 +180,69 @@ def test_an_archiver_killed_again_and_again_leaves_no_gap_and_no_duplicate(pipel
     _check_archive_equals_the_topic(pipeline, directory, "arch-K")
     _check_rebuilt_run(directory, "arch-K", SyntheticDaq(seed=12, n_samples=SAMPLES), files)
     assert not list(directory.rglob(".*.tmp"))
+
+
+@pytest.mark.s3
+def test_an_archive_in_an_object_store_killed_again_and_again_is_exact(pipeline, s3):
+    """The same with the archive in SeaweedFS's S3 gateway: no gap, no duplicate, exact."""
+    s3.bucket("quax-archive")
+    url = f"s3://quax-archive/{pipeline.prefix.rstrip('.')}"
+    env = {
+        **s3.env(),
+        "QUAX_ARCHIVER_S3_URL": url,
+        "QUAX_ARCHIVER_GROUP_ID": f"{pipeline.prefix}archiver-s3",
+        "QUAX_ARCHIVER_ROLL_SECONDS": "0.3",
+    }
+    files, kills = 16, 0
+    _produce(pipeline, "arch-S", seed=14, files=files, seconds="0.4")
+    chance = random.Random(15)
+    producer = pipeline.processes["producer-arch-S"]
+    while producer.poll() is None or kills < 5:
+        pipeline.start_archiver("archiver-s3", **env)
+        time.sleep(chance.uniform(0.5, 2.5))
+        pipeline.kill("archiver-s3")
+        kills += 1
+    assert producer.wait() == 0, pipeline.log("producer-arch-S")
+    pipeline.collect({"arch-S": files})
+    pipeline.start_archiver("archiver-s3", **env)
+    location = open_archive(url, s3.settings())
+    _wait_archived(pipeline, location)
+    assert pipeline.stop("archiver-s3") == 0
+
+    starts = (pipeline.root / "archiver-s3.log").read_text().split('"event": "Archiving."')
+    assert sum("Flushed to the archive." in start for start in starts[-kills - 1 : -1]) >= 2
+    _check_archive_equals_the_topic(pipeline, location, "arch-S")
+    _check_rebuilt_run(location, "arch-S", SyntheticDaq(seed=14, n_samples=SAMPLES), files)
+    names = {info.base_name for info in location.below(location.root)}
+    assert "_journal.json" not in names
+
+    # An API whose topics are empty serves the run from the bucket as one on Kafka serves it.
+    ports = {"live": free_port(), "bucket": free_port()}
+    pipeline.start_api("api-live", port=ports["live"])
+    empty = Pipeline(pipeline.kafka, pipeline.root / "empty")
+    try:
+        empty.start_api("api-s3", port=ports["bucket"], QUAX_API_ARCHIVE_S3_URL=url, **s3.env())
+        served = {name: _documents(port, "arch-S") for name, port in ports.items()}
+    finally:
+        empty.close()
+        pipeline.stop("api-live")
+    assert served["bucket"]["status"] == "archived"
+    assert served["live"]["status"] in ("live", "idle")
+    assert {k: v for k, v in served["bucket"].items() if k != "status"} == {
+        k: v for k, v in served["live"].items() if k != "status"
+    }
+
+
+def _documents(port: int, run_id: str) -> dict[str, object]:
+    base = f"http://127.0.0.1:{port}/api/v1/runs"
+    summaries = httpx.get(base, timeout=10).json()
+    return {
+        "status": next(s["status"] for s in summaries if s["run_id"] == run_id),
+        "run": httpx.get(f"{base}/{run_id}", timeout=30).content,
+        "files": httpx.get(f"{base}/{run_id}/files", timeout=10).json(),
+        "waterfall": httpx.get(f"{base}/{run_id}/waterfall", timeout=10).json(),
+        "file 5": httpx.get(f"{base}/{run_id}/files/5", timeout=10).content,
+    }
 
 
 def test_a_run_whose_records_expired_is_served_from_the_archive_as_it_was_live(pipeline):

@@ -1,23 +1,28 @@
-"""The writer's flushes: durable, atomic, and exactly once across a crash at any step.
+"""The writers' flushes: durable, atomic, and exactly once across a crash at any step.
 
 A crash is simulated by making the n-th filesystem step (an fsync or a rename) raise;
 the archiver then restarts as it would: a new writer recovers, and every record from
 the recovered positions on is read again and flushed. Whatever step failed, the archive
-must hold every record exactly once.
+must hold every record exactly once. The same for the object-store writer against a real
+S3 gateway (SeaweedFS), with a crash between any two of its requests.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
 from quax_archiver import writer as writer_module
+from quax_archiver.objectstore import ObjectStoreWriter
 from quax_archiver.writer import ArchiveWriter, Batch
-from quaxspec.archive import ArchiveReader
+from quaxspec.archive import ArchiveLocation, ArchiveReader, open_archive
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 
 N_FFT = 8
@@ -154,5 +159,96 @@ def test_a_crash_at_any_step_of_a_flush_leaves_every_record_exactly_once(tmp_pat
         assert _archived_keys(root) == sorted((n % 2, n // 2) for n in range(12)), crash_at
         assert not list(root.rglob(".*.tmp")), crash_at
         state = ArchiveReader(root).run("a")
+        assert state is not None, crash_at
+        assert state.slices == 15, crash_at
+
+
+# The object store ----------------------------------------------------------------------
+
+
+class _CrashingWriter(ObjectStoreWriter):
+    """Counts the store's writes and deletes; the ``crash_at``-th one raises (0: none does)."""
+
+    def __init__(self, location: ArchiveLocation, crash_at: int = 0) -> None:
+        super().__init__(location)
+        self.crash_at = crash_at
+        self.steps = 0
+
+    def _step(self) -> None:
+        self.steps += 1
+        if self.steps == self.crash_at:
+            raise _CrashError
+
+    def _write_parquet(self, schema: pa.Schema, tables: Iterable[pa.Table], path: str) -> None:
+        self._step()
+        super()._write_parquet(schema, tables, path)
+
+    def _write_json(self, name: str, document: object) -> None:
+        self._step()
+        super()._write_json(name, document)
+
+    def _delete(self, path: str) -> None:
+        self._step()
+        super()._delete(path)
+
+
+def _archive(s3) -> ArchiveLocation:
+    if "archive" not in {b["Name"] for b in s3.client().list_buckets()["Buckets"]}:
+        s3.bucket("archive")
+    return open_archive(f"s3://archive/{uuid.uuid4().hex[:8]}", s3.settings())
+
+
+def _stored_keys(location: ArchiveLocation) -> list[tuple[int, int]]:
+    table = ds.dataset(
+        location.path("spectra"), format="parquet", filesystem=location.filesystem
+    ).to_table()
+    partitions, offsets = table["kafka_partition"].to_pylist(), table["kafka_offset"].to_pylist()
+    return sorted(zip(partitions, offsets, strict=True))
+
+
+def _flush_stream(writer: ObjectStoreWriter) -> None:
+    writer.recover()
+    writer.flush(_batch(STREAM[:6]))
+    writer.flush(_batch(STREAM[6:]))
+
+
+@pytest.mark.s3
+def test_a_flush_to_the_store_is_read_back_whole_and_moves_the_positions(s3) -> None:
+    location = _archive(s3)
+    writer = ObjectStoreWriter(location)
+    assert writer.recover() == {}
+
+    written = writer.flush(_batch(STREAM))
+
+    reader = ArchiveReader(location)
+    assert written == 2 * 2 + 1
+    assert _stored_keys(location) == sorted((n % 2, n // 2) for n in range(12))
+    for number, spectrum in reader.files("a").items():
+        assert spectrum.to_bytes() == STREAM[number][3].to_bytes()  # type: ignore[union-attr]
+    assert reader.run_ids() == ["a"]
+    assert reader.run("a").slices == 15  # type: ignore[union-attr]
+    assert reader.state_version("a") is not None
+    assert ObjectStoreWriter(location).recover() == {TOPIC: {0: 6, 1: 6}, RUNS_TOPIC: {0: 3}}
+    names = {i.base_name for i in location.below(location.root)}
+    assert "_journal.json" not in names
+    assert "_positions.json" in names
+
+
+@pytest.mark.s3
+def test_a_crash_between_any_two_store_operations_leaves_every_record_exactly_once(s3) -> None:
+    counting = _CrashingWriter(_archive(s3))
+    _flush_stream(counting)
+    assert counting.steps >= 10
+    for crash_at in range(1, counting.steps + 1):
+        location = _archive(s3)
+        with pytest.raises(_CrashError):
+            _flush_stream(_CrashingWriter(location, crash_at))
+
+        restarted = ObjectStoreWriter(location)  # the process starts again
+        positions = restarted.recover()
+        restarted.flush(_batch(_unread(STREAM, positions)))
+
+        assert _stored_keys(location) == sorted((n % 2, n // 2) for n in range(12)), crash_at
+        state = ArchiveReader(location).run("a")
         assert state is not None, crash_at
         assert state.slices == 15, crash_at

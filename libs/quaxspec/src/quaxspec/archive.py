@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from quaxspec.moments import Moments
+from quaxspec.settings import S3Location, S3Settings
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 
 __all__ = [
@@ -44,12 +47,14 @@ __all__ = [
     "RUN_COLUMNS",
     "SPECTRA_DIR",
     "RUNS_DIR",
+    "ArchiveLocation",
     "ArchiveReader",
     "file_moments",
     "file_rows_table",
     "file_spectra_of_rows",
     "file_spectrum_of_row",
     "latest_revisions",
+    "open_archive",
     "run_moments",
     "run_row_table",
     "run_state_path",
@@ -244,29 +249,88 @@ def run_moments(files: pa.Table) -> Moments:
     return Moments.merge_all(parts)
 
 
-class ArchiveReader:
-    """Read an archive: its runs, a run's latest state and its file spectra."""
+def open_archive(location: str | Path, s3: S3Settings | None = None) -> ArchiveLocation:
+    """An archive in a local folder, or under ``s3://bucket/prefix`` (reached as ``s3`` says).
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    The object store goes through pyarrow's own S3 client (the AWS SDK for C++): the same
+    credential chain as boto3 when ``s3`` names none (``AWS_*`` variables, ``~/.aws``, a
+    pod role).
+    """
+    if isinstance(location, str) and location.startswith("s3://"):
+        where = S3Location.parse(location)
+        s3 = s3 or S3Settings()
+        secret = s3.secret_access_key
+        endpoint = urlsplit(s3.endpoint_url) if s3.endpoint_url else None
+        filesystem = pafs.S3FileSystem(
+            access_key=s3.access_key_id,
+            secret_key=None if secret is None else secret.get_secret_value(),
+            region=s3.region,
+            endpoint_override=endpoint.netloc if endpoint else None,
+            scheme=endpoint.scheme if endpoint else "https",
+            force_virtual_addressing=s3.addressing_style == "virtual",
+            connect_timeout=s3.connect_timeout_seconds,
+            request_timeout=s3.read_timeout_seconds,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=s3.max_attempts),
+            allow_bucket_creation=False,
+            allow_bucket_deletion=False,
+        )
+        return ArchiveLocation(filesystem, (where.bucket + "/" + where.prefix).rstrip("/"))
+    return ArchiveLocation(pafs.LocalFileSystem(), str(Path(location).absolute()))
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveLocation:
+    """A filesystem (local or S3, pyarrow's) and the archive's root in it."""
+
+    filesystem: pafs.FileSystem
+    root: str
+
+    def path(self, *parts: str) -> str:
+        """A path under the root (``/``-separated, as pyarrow's filesystems take them)."""
+        return "/".join((self.root, *parts))
+
+    def info(self, path: str) -> pafs.FileInfo:
+        """What is at ``path`` (type ``NotFound`` if nothing)."""
+        info: pafs.FileInfo = self.filesystem.get_file_info(path)
+        return info
+
+    def below(self, path: str) -> list[pafs.FileInfo]:
+        """Every file under ``path`` (none if there is no such folder)."""
+        selector = pafs.FileSelector(path, recursive=True, allow_not_found=True)
+        return [i for i in self.filesystem.get_file_info(selector) if i.type == pafs.FileType.File]
+
+
+class ArchiveReader:
+    """Read an archive: its runs, a run's latest state and its file spectra.
+
+    ``root``: a folder, or an :class:`ArchiveLocation` (e.g. in S3, :func:`open_archive`).
+    """
+
+    def __init__(self, root: Path | str | ArchiveLocation) -> None:
+        self.location = root if isinstance(root, ArchiveLocation) else open_archive(Path(root))
 
     def run_ids(self) -> list[str]:
         """The runs whose state is archived."""
-        runs = self.root / RUNS_DIR
-        if not runs.is_dir():
-            return []
-        return sorted(unquote(path.parent.name[4:]) for path in runs.glob(f"run=*/{STATE_FILE}"))
+        found = []
+        for info in self.location.below(self.location.path(RUNS_DIR)):
+            parent, _, name = info.path.rpartition("/")
+            segment = parent.rpartition("/")[2]
+            if name == STATE_FILE and segment.startswith("run="):
+                found.append(unquote(segment[4:]))
+        return sorted(found)
 
     def run(self, run_id: str) -> RunSpectrum | None:
         """A run's latest archived update, exactly as it was emitted (None if not archived)."""
-        return self._state(run_state_path(self.root, run_id).parent)
-
-    def _state(self, directory: Path) -> RunSpectrum | None:
-        path = directory / STATE_FILE
-        if not path.is_file():
+        path = self._state_path(run_id)
+        if self.location.info(path).type != pafs.FileType.File:
             return None
-        message = pq.read_table(path, columns=["message"]).column("message")[0].as_py()
-        return RunSpectrum.from_bytes(message)
+        table = pq.read_table(path, columns=["message"], filesystem=self.location.filesystem)
+        return RunSpectrum.from_bytes(table.column("message")[0].as_py())
+
+    def state_version(self, run_id: str) -> int | None:
+        """When a run's state was last written (ns; None if not archived): a cache's key."""
+        info = self.location.info(self._state_path(run_id))
+        return None if info.type != pafs.FileType.File else int(info.mtime_ns or 0)
 
     def file_rows(self, run_id: str, numbers: Iterable[int] | None = None) -> pa.Table:
         """Archived records of a run's file spectra (all revisions), in Kafka order.
@@ -293,8 +357,20 @@ class ArchiveReader:
         latest = latest_revisions(self.file_rows(run_id, numbers))
         return {spectrum.file_number: spectrum for spectrum in file_spectra_of_rows(latest)}
 
+    def _state_path(self, run_id: str) -> str:
+        return self.location.path(RUNS_DIR, _run_segment(run_id), STATE_FILE)
+
     def _spectra(self, run_id: str) -> ds.Dataset | None:
-        directory = self.root / SPECTRA_DIR / _run_segment(run_id)
-        if not directory.is_dir():
+        directory = self.location.path(SPECTRA_DIR, _run_segment(run_id))
+        if not any(i.path.endswith(".parquet") for i in self._parts(directory)):
             return None
-        return ds.dataset(directory, schema=FILE_COLUMNS, format="parquet")
+        return ds.dataset(
+            directory,
+            schema=FILE_COLUMNS,
+            format="parquet",
+            filesystem=self.location.filesystem,
+        )
+
+    def _parts(self, directory: str) -> list[pafs.FileInfo]:
+        """The Parquet files a dataset of ``directory`` reads (not hidden ones)."""
+        return [i for i in self.location.below(directory) if not i.base_name.startswith((".", "_"))]

@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi.concurrency import run_in_threadpool
 
 from quax_api.store import RunHeadline, RunState
+from quaxspec.settings import S3Settings
 from quaxspec.spectra import FileSpectrum
 
 __all__ = ["ArchivedRuns"]
@@ -26,18 +27,19 @@ __all__ = ["ArchivedRuns"]
 class ArchivedRuns:
     """Read-only access to the archive's runs, with a small cache."""
 
-    def __init__(self, root: Path, *, recent_files: int, cached_runs: int) -> None:
+    def __init__(
+        self, root: Path | str, *, s3: S3Settings | None = None, recent_files: int, cached_runs: int
+    ) -> None:
+        """``root``: the archive's folder, or its ``s3://bucket/prefix`` (reached via ``s3``)."""
         import pyarrow as pa
 
-        from quaxspec.archive import ArchiveReader, run_state_path
+        from quaxspec.archive import ArchiveReader, open_archive
 
         # Arrow's allocator keeps freed pages for reuse; a read of a run leaves them idle
         # for minutes, so they are given back after each read.
         self._release = pa.default_memory_pool().release_unused
 
-        self._reader = ArchiveReader(root)
-        self._state_path = run_state_path
-        self._root = root
+        self._reader = ArchiveReader(open_archive(root, s3))
         self._recent = recent_files
         self._cached_runs = cached_runs
         self._states: OrderedDict[str, tuple[int, RunState]] = OrderedDict()
@@ -58,10 +60,7 @@ class ArchivedRuns:
         return files.get(file_number)
 
     def _version(self, run_id: str) -> int | None:
-        try:
-            return self._state_path(self._root, run_id).stat().st_mtime_ns
-        except FileNotFoundError:
-            return None
+        return self._reader.state_version(run_id)
 
     def _read_headlines(self) -> list[RunHeadline]:
         with self._lock:

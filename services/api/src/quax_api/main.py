@@ -53,11 +53,13 @@ def create_app(settings: ApiSettings, *, kafka: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.origins = frozenset(settings.allowed_origins)
     app.state.store = SpectrumStore(recent_files=settings.recent_files, max_runs=settings.max_runs)
+    archive = settings.archive_s3_url or settings.archive_directory
     app.state.archive = (
         None
-        if settings.archive_directory is None
+        if archive is None
         else ArchivedRuns(
-            settings.archive_directory,
+            archive,
+            s3=settings.s3,
             recent_files=settings.recent_files,
             cached_runs=settings.archive_cached_runs,
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from quaxspec.settings import KafkaSettings, LoggingSettings
+from quaxspec.settings import KafkaSettings, LoggingSettings, S3Settings
 
 __all__ = ["ApiSettings"]
 
@@ -46,6 +46,14 @@ class ApiSettings(BaseSettings):
         description="Root of the Parquet archive that quax-archiver writes (docs/archive.md): "
         "runs that have left Kafka's retention, or are older than the max_runs kept in "
         "memory, are served from it. Unset: only what Kafka holds is served.",
+    )
+    archive_s3_url: str | None = Field(
+        None,
+        description="s3://bucket/prefix of an archive in an object store, instead of "
+        "archive_directory (reached as the QUAX_S3_* settings or the standard AWS ways say).",
+    )
+    s3: S3Settings = Field(
+        default_factory=S3Settings, description="How to reach the object store (archive_s3_url)."
     )
     archive_cached_runs: int = Field(
         4, ge=1, description="Archived runs whose spectra are kept in memory once read."

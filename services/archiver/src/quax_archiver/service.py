@@ -17,8 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from quax_archiver.metrics import ArchiverMetrics
+from quax_archiver.objectstore import ObjectStoreWriter
 from quax_archiver.settings import ArchiverSettings
 from quax_archiver.writer import ArchiveWriter, Batch, Positions
+from quaxspec.archive import open_archive
 from quaxspec.deadletter import Source, dead_letter
 from quaxspec.messages import MessageDecodeError
 from quaxspec.spectra import FileSpectrum, RunSpectrum
@@ -37,7 +39,11 @@ class Archiver:
         self.metrics = metrics
         kafka = settings.kafka
         self.spectra_topic, self.runs_topic = kafka.topic(SPECTRA), kafka.topic(RUNS)
-        self.writer = ArchiveWriter(settings.directory)
+        self.writer: ArchiveWriter | ObjectStoreWriter = (
+            ArchiveWriter(settings.directory)
+            if settings.s3_url is None
+            else ObjectStoreWriter(open_archive(settings.s3_url, settings.s3))
+        )
         self.consumer = AIOKafkaConsumer(
             **kafka.client_options(),
             group_id=settings.group_id,
@@ -58,7 +64,7 @@ class Archiver:
         await self.producer.start()
         try:
             await self._seek(positions)
-            log.info("Archiving.", directory=str(self.settings.directory))
+            log.info("Archiving.", archive=self.settings.where)
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=500)
                 for records in batches.values():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from quaxspec.settings import KafkaSettings, LoggingSettings
+from quaxspec.settings import KafkaSettings, LoggingSettings, S3Location, S3Settings
 
 __all__ = ["ArchiverSettings"]
 
@@ -22,6 +23,14 @@ class ArchiverSettings(BaseSettings):
     directory: Path = Field(
         Path("data/archive"),
         description="Root of the Parquet archive (docs/archive.md). One archiver writes it.",
+    )
+    s3_url: str | None = Field(
+        None,
+        description="s3://bucket/prefix: the archive in an object store instead of directory "
+        "(reached as the QUAX_S3_* settings or the standard AWS ways say).",
+    )
+    s3: S3Settings = Field(
+        default_factory=S3Settings, description="How to reach the object store (s3_url)."
     )
     group_id: str = Field(
         "quax-archiver",
@@ -41,3 +50,14 @@ class ArchiverSettings(BaseSettings):
         "3072, one Parquet file per run, day and Kafka partition.",
     )
     metrics_port: int = Field(9104, description="Port of the Prometheus metrics; 0 disables.")
+
+    @model_validator(mode="after")
+    def _s3_url(self) -> Self:
+        if self.s3_url is not None:
+            S3Location.parse(self.s3_url)  # ValueError with the reason
+        return self
+
+    @property
+    def where(self) -> str:
+        """The archive's place, as logged: its s3:// URL or its folder."""
+        return self.s3_url or str(self.directory)

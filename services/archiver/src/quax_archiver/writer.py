@@ -41,7 +41,7 @@ from quaxspec.archive import (
 )
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 
-__all__ = ["ArchiveWriter", "Batch", "Positions"]
+__all__ = ["ArchiveWriter", "Batch", "Positions", "file_parts", "merged_positions", "positions_of"]
 
 log = structlog.get_logger("quax.archiver")
 
@@ -126,15 +126,13 @@ class ArchiveWriter:
             stray.unlink()
         stored = self.root / POSITIONS
         if stored.exists():
-            self.positions = _positions_of(json.loads(stored.read_text()))
+            self.positions = positions_of(json.loads(stored.read_text()))
         return {topic: dict(parts) for topic, parts in self.positions.items()}
 
     def flush(self, batch: Batch) -> int:
         """Make ``batch`` durable and move the positions; return the Parquet files written."""
         renames = [*self._write_files(batch), *self._write_runs(batch)]
-        positions = {topic: dict(parts) for topic, parts in self.positions.items()}
-        for topic, parts in batch.positions.items():
-            positions.setdefault(topic, {}).update(parts)
+        positions = merged_positions(self.positions, batch)
         journal = {
             "renames": [[str(t.relative_to(self.root)), str(f.relative_to(self.root))]
                         for t, f in renames],
@@ -146,20 +144,8 @@ class ArchiveWriter:
         return len(renames)
 
     def _write_files(self, batch: Batch) -> Iterator[tuple[Path, Path]]:
-        groups: dict[tuple[str, str, int], list[tuple[FileSpectrum, int, int]]] = defaultdict(list)
-        for row in batch.files:
-            spectrum, partition, _ = row
-            groups[(spectrum.run_id, utc_date(spectrum.daq_time), partition)].append(row)
-        for (run_id, date, partition), rows in groups.items():
-            offsets = [offset for _, _, offset in rows]
-            final = spectra_dir(self.root, run_id, date) / (
-                f"part-{partition}-{min(offsets):012d}-{max(offsets):012d}.parquet"
-            )
-            tables = (
-                file_rows_table(rows[start : start + ROW_GROUP_ROWS])
-                for start in range(0, len(rows), ROW_GROUP_ROWS)
-            )
-            yield self._write_hidden(FILE_COLUMNS, tables, final)
+        for relative, tables in file_parts(batch):
+            yield self._write_hidden(FILE_COLUMNS, tables, self.root / relative)
 
     def _write_runs(self, batch: Batch) -> Iterator[tuple[Path, Path]]:
         for update in batch.runs.values():
@@ -192,7 +178,7 @@ class ArchiveWriter:
             if temporary.exists():  # absent: renamed before the stop
                 os.replace(temporary, final)
                 _fsync_directory(final.parent)
-        self.positions = _positions_of(journal["positions"])
+        self.positions = positions_of(journal["positions"])
         _write_atomically(self.root / POSITIONS, json.dumps(self.positions).encode())
         (self.root / JOURNAL).unlink()
         _fsync_directory(self.root)
@@ -204,7 +190,38 @@ class ArchiveWriter:
                     yield Path(directory) / name
 
 
-def _positions_of(document: object) -> Positions:
+def file_parts(batch: Batch) -> Iterator[tuple[str, Iterator[pa.Table]]]:
+    """The batch's Parquet parts: one per run, day and partition, as (path, row groups).
+
+    A part is named by the Kafka offsets of its first and last rows, so a part of a later
+    flush never has the name of an earlier one.
+    """
+    groups: dict[tuple[str, str, int], list[tuple[FileSpectrum, int, int]]] = defaultdict(list)
+    for row in batch.files:
+        spectrum, partition, _ = row
+        groups[(spectrum.run_id, utc_date(spectrum.daq_time), partition)].append(row)
+    for (run_id, date, partition), rows in groups.items():
+        offsets = [offset for _, _, offset in rows]
+        name = f"part-{partition}-{min(offsets):012d}-{max(offsets):012d}.parquet"
+        relative = spectra_dir(Path(), run_id, date) / name
+        yield str(relative), _row_groups(rows)
+
+
+def _row_groups(rows: list[tuple[FileSpectrum, int, int]]) -> Iterator[pa.Table]:
+    for start in range(0, len(rows), ROW_GROUP_ROWS):
+        yield file_rows_table(rows[start : start + ROW_GROUP_ROWS])
+
+
+def merged_positions(old: Positions, batch: Batch) -> Positions:
+    """The positions after ``batch``."""
+    positions = {topic: dict(parts) for topic, parts in old.items()}
+    for topic, parts in batch.positions.items():
+        positions.setdefault(topic, {}).update(parts)
+    return positions
+
+
+def positions_of(document: object) -> Positions:
+    """Positions from their JSON form (partitions are strings there)."""
     assert isinstance(document, dict)
     return {
         str(topic): {int(partition): int(offset) for partition, offset in parts.items()}
