@@ -100,6 +100,21 @@ def _wait_archived(
         time.sleep(0.5)
 
 
+def _log_size(pipeline: Pipeline, name: str) -> int:
+    path = pipeline.root / f"{name}.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def _flushed(pipeline: Pipeline, name: str, since: int, timeout: float = 10) -> bool:
+    """Whether the log written after byte ``since`` shows a flush within ``timeout``."""
+    path, deadline = pipeline.root / f"{name}.log", time.monotonic() + timeout
+    while b"Flushed to the archive." not in path.read_bytes()[since:]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _check_archive_equals_the_topic(
     pipeline: Pipeline, directory: Path | ArchiveLocation, run_id: str
 ) -> None:
@@ -162,9 +177,15 @@ def test_an_archiver_killed_again_and_again_leaves_no_gap_and_no_duplicate(pipel
     chance = random.Random(13)
     producer = pipeline.processes["producer-arch-K"]
     while producer.poll() is None or kills < 6:
-        # flushes every 0.2 s: a kill lands while reading, writing or renaming
+        # flushes every 0.2 s: a kill lands while reading, writing or renaming. While the run
+        # streams, each start is killed soon after its first flush (so that the kills cut a
+        # flushing archiver, however slow the machine); afterwards, at any time.
+        log_size = _log_size(pipeline, "archiver")
         pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.2")
-        time.sleep(chance.uniform(0.3, 2.5))
+        if producer.poll() is None and _flushed(pipeline, "archiver", log_size):
+            time.sleep(chance.uniform(0.0, 0.5))
+        else:
+            time.sleep(chance.uniform(0.3, 2.5))
         pipeline.kill("archiver")
         kills += 1
     assert producer.wait() == 0, pipeline.log("producer-arch-K")
@@ -198,8 +219,12 @@ def test_an_archive_in_an_object_store_killed_again_and_again_is_exact(pipeline,
     chance = random.Random(15)
     producer = pipeline.processes["producer-arch-S"]
     while producer.poll() is None or kills < 5:
+        log_size = _log_size(pipeline, "archiver-s3")
         pipeline.start_archiver("archiver-s3", **env)
-        time.sleep(chance.uniform(0.5, 2.5))
+        if producer.poll() is None and _flushed(pipeline, "archiver-s3", log_size):
+            time.sleep(chance.uniform(0.0, 0.5))
+        else:
+            time.sleep(chance.uniform(0.5, 2.5))
         pipeline.kill("archiver-s3")
         kills += 1
     assert producer.wait() == 0, pipeline.log("producer-arch-S")
