@@ -165,6 +165,22 @@ def test_fft_worker_image_computes_welch(shared: Path) -> None:
     assert pair_paths(shared, 1)[0].exists()
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_only_the_fft_worker_image_has_the_kernel(service: str) -> None:
+    """numba, llvmlite and pyFFTW are installed in the FFT worker's image and in no other:
+    the kernel is quaxspec's ``kernel`` extra, which only the worker asks for."""
+    code = (
+        "import importlib.util\n"
+        "print(' '.join(m for m in ('numba', 'llvmlite', 'pyfftw')"
+        " if importlib.util.find_spec(m)))\n"
+    )
+    result = podman("run", "--rm", *AS_DEPLOYED, "--entrypoint", "python",
+                    f"quax-{service}:{VERSION}", "-c", code)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = ["numba", "llvmlite", "pyfftw"] if service == "fft-worker" else []
+    assert result.stdout.split() == expected
+
+
 def test_aggregator_image_writes_its_volume(shared: Path) -> None:
     """The aggregator's data directory (a volume in the chart) takes RocksDB as its user."""
     code = (

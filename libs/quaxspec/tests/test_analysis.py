@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from quaxspec.analysis import AnalysisConfig, analyse, baseline_efficiency, expected_significance
+from quaxspec.analysis import analyse, baseline_efficiency, expected_significance
+from quaxspec.findings import AnalysisConfig
 from quaxspec.lineshape import maxwellian_bin_fractions
 from quaxspec.moments import Moments
 from quaxspec.psd import frequency_axis

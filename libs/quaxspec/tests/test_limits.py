@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quaxspec.analysis import AnalysisConfig, Candidate
+from quaxspec.aggregation import _strongest
+from quaxspec.findings import AnalysisConfig, Candidate
 from quaxspec.limits import (
     MAX_LISTED_CANDIDATES,
     MessageSizes,
@@ -16,7 +17,7 @@ from quaxspec.limits import (
 )
 from quaxspec.messages import Partial, RawChunk
 from quaxspec.moments import Moments
-from quaxspec.spectra import FileSpectrum, RunSpectrum, _strongest
+from quaxspec.spectra import FileSpectrum, RunSpectrum
 from quaxspec.topics import MAX_MESSAGE_BYTES
 
 #: The longest shortest-repr of a float64.

@@ -11,7 +11,7 @@ import pytest
 from numpy.typing import NDArray
 
 from quaxspec.aggregation import FileAccumulator, RunAccumulator
-from quaxspec.analysis import AnalysisConfig
+from quaxspec.findings import AnalysisConfig
 from quaxspec.merging import Step, apply_close, apply_partial
 from quaxspec.messages import CloseFile, Partial, SkippedChunk
 from quaxspec.moments import Moments

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from quaxspec.aggregation import FileAccumulator
-from quaxspec.analysis import AnalysisConfig, Candidate
+from quaxspec.aggregation import FileAccumulator, file_spectrum
+from quaxspec.findings import AnalysisConfig, Candidate
 from quaxspec.messages import MessageDecodeError, Partial
 from quaxspec.moments import Moments
 from quaxspec.spectra import FileSpectrum, RunSpectrum
@@ -243,7 +243,7 @@ def test_file_spectrum_of_an_accumulator() -> None:
     acc = FileAccumulator.open(partial, now=0.0)
     acc.apply(partial, now=0.0)
     acc.apply(partial, now=0.0)  # a duplicate
-    spectrum = FileSpectrum.of(acc, emitted_time=104.0)
+    spectrum = file_spectrum(acc, emitted_time=104.0)
 
     assert (spectrum.run_id, spectrum.file_number, spectrum.count) == ("r", 12, 7)
     assert (spectrum.expected_count, spectrum.duplicates, spectrum.complete) == (9, 1, False)
@@ -261,7 +261,7 @@ def test_file_spectrum_of_a_single_slice_has_null_std() -> None:
     )  # fmt: skip
     acc = FileAccumulator.open(partial, now=0.0)
     acc.apply(partial, now=0.0)
-    doc = _strict_json(FileSpectrum.of(acc, emitted_time=1.0).to_bytes())
+    doc = _strict_json(file_spectrum(acc, emitted_time=1.0).to_bytes())
     assert doc["mean"] == list(np.arange(1.0, N_FFT + 1.0))
     assert doc["std"] == [None] * N_FFT
     assert doc["spectral_kurtosis"] == [None] * N_FFT

@@ -13,8 +13,8 @@ from quax_aggregator import handling
 from quax_aggregator.handling import Outputs, PartialHandler, StalledFiles
 from quax_aggregator.metrics import AggregatorMetrics, RunSeries
 from quax_aggregator.tables import Tables
-from quaxspec.analysis import AnalysisConfig
 from quaxspec.deadletter import Source
+from quaxspec.findings import AnalysisConfig
 from quaxspec.messages import CloseFile, Partial
 from quaxspec.moments import Moments
 from quaxspec.offsets import OffsetLedger

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from quax_api.main import create_app
 from quax_api.settings import ApiSettings
-from quaxspec.analysis import AnalysisConfig
+from quaxspec.findings import AnalysisConfig
 from quaxspec.merging import apply_partial
 from quaxspec.messages import Partial
 from quaxspec.moments import Moments

@@ -1,1 +1,1 @@
-"""QUAX spectra: DAQ files, spectrum kernel, accumulators, live analysis and message formats."""
+"""QUAX spectra: DAQ files, message formats, live analysis, accumulators; the kernel and the archive as extras."""

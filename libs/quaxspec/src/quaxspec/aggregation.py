@@ -11,23 +11,28 @@ Data can also come late: a file closed incomplete after its chunks stopped comin
 into its run, exactly once. The run lists the files it keeps that way, oldest first, and
 forgets the oldest beyond a bound.
 
-Both serialise to bytes for the table store: a fixed header, the run id, then arrays.
+Both serialise to bytes for the table store: a fixed header, the run id, then arrays;
+:func:`file_spectrum` and :func:`run_spectrum` turn them into the output messages.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 import numpy as np
 
+from quaxspec.findings import AnalysisConfig, Candidate, SpectrumAnalysis
+from quaxspec.limits import MAX_LISTED_CANDIDATES
 from quaxspec.messages import MessageDecodeError, Partial, SkippedChunk
 from quaxspec.moments import Moments
 from quaxspec.ranges import Ranges
+from quaxspec.spectra import FileSpectrum, RunSpectrum
 
-__all__ = ["FileAccumulator", "RunAccumulator"]
+__all__ = ["FileAccumulator", "RunAccumulator", "file_spectrum", "run_spectrum"]
 
 _F8 = np.dtype("<f8")
 _U4 = np.dtype("<u4")
@@ -380,3 +385,47 @@ def _check_header(
 def _check_length(kind: str, data: bytes, expected: int) -> None:
     if len(data) != expected:
         raise MessageDecodeError(f"{kind}: {len(data)} bytes where {expected} were expected")
+
+
+def file_spectrum(file: FileAccumulator, *, emitted_time: float) -> FileSpectrum:
+    """The quax.spectra message of a closed file accumulator."""
+    m = file.moments
+    mean = m.mean if m.n else np.full(file.n_fft, np.nan)
+    return FileSpectrum(
+        run_id=file.run_id, file_number=file.file_number, n_fft=file.n_fft, fs=file.fs,
+        f_lo=file.f_lo, count=int(m.n), expected_count=file.total_slices,
+        duplicates=file.duplicates, revision=file.revision, late_chunks=file.late,
+        daq_time=file.daq_time, emitted_time=emitted_time,
+        mean=mean, std=m.std, spectral_kurtosis=m.spectral_kurtosis,
+    )  # fmt: skip
+
+
+def run_spectrum(
+    run: RunAccumulator,
+    analysis: SpectrumAnalysis,
+    *,
+    config: AnalysisConfig,
+    emitted_time: float,
+) -> RunSpectrum:
+    """The quax.runs message of a run accumulator and the analysis of its mean spectrum."""
+    return RunSpectrum(
+        run_id=run.run_id, n_fft=run.n_fft, fs=run.fs, f_lo=run.f_lo, files=len(run.files),
+        incomplete_files=run.incomplete_files, duplicates=run.duplicates,
+        late_chunks=run.late_chunks, dropped_late_chunks=run.dropped_late_chunks,
+        awaiting_files=len(run.awaiting), forgotten_files=run.forgotten_files,
+        slices=int(run.moments.n), first_daq_time=run.first_daq_time,
+        last_daq_time=run.last_daq_time, last_file=run.last_file,
+        emitted_time=emitted_time, mean=run.moments.mean, sem=run.moments.sem,
+        baseline=analysis.baseline, excess_sigma=analysis.excess_sigma,
+        matched_sigma=analysis.matched_sigma, radiometer_ratio=analysis.radiometer_ratio,
+        config=config, candidates=_strongest(analysis.candidates),
+        candidate_count=len(analysis.candidates),
+    )  # fmt: skip
+
+
+def _strongest(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The strongest MAX_LISTED_CANDIDATES candidates, in bin order (bounds the message)."""
+    if len(candidates) <= MAX_LISTED_CANDIDATES:
+        return list(candidates)
+    strongest = sorted(candidates, key=lambda c: c.significance, reverse=True)
+    return sorted(strongest[:MAX_LISTED_CANDIDATES], key=lambda c: c.bin)

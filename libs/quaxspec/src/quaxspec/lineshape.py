@@ -19,16 +19,12 @@ from scipy.special import gammainc, gammaincinv
 __all__ = [
     "FWHM_PER_THETA",
     "TEMPLATE_LEAD",
-    "DEFAULT_FWHM_HZ",
     "maxwellian_density",
     "maxwellian_bin_fractions",
 ]
 
 #: FWHM of the Gamma(3/2) lineshape in units of its scale θ.
 FWHM_PER_THETA = 1.795403048897774
-
-#: FWHM of the standard-halo line of a 10 GHz axion (⟨v²⟩ = 3/2 · (220 km/s)²).
-DEFAULT_FWHM_HZ = 4.85e3
 
 #: Bins before the onset bin that a template covers (leakage of the boxcar window).
 TEMPLATE_LEAD = 2

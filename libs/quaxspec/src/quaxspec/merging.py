@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quaxspec.aggregation import FileAccumulator, RunAccumulator
-from quaxspec.analysis import AnalysisConfig, analyse
+from quaxspec.aggregation import FileAccumulator, RunAccumulator, file_spectrum, run_spectrum
+from quaxspec.analysis import analyse
+from quaxspec.findings import AnalysisConfig
 from quaxspec.messages import CloseFile, Partial, SkippedChunk
 from quaxspec.spectra import FileSpectrum, RunSpectrum
 
@@ -154,22 +155,22 @@ def _emitting(
     forget: tuple[int, ...] = (),
 ) -> Step:
     """The step that emits ``file`` (as its next revision) and the run it changed."""
-    file_spectrum = FileSpectrum.of(file, emitted_time=now)
-    run_spectrum = None
+    file_message = file_spectrum(file, emitted_time=now)
+    run_message = None
     if run.moments.n > 0:  # a run whose files were all skipped has nothing to analyse yet
         analysis = analyse(
             run.moments.mean,
             int(run.moments.n),
-            frequency=file_spectrum.frequency_hz,
+            frequency=file_message.frequency_hz,
             config=config,
         )
-        run_spectrum = RunSpectrum.of(run, analysis, config=config, emitted_time=now)
+        run_message = run_spectrum(run, analysis, config=config, emitted_time=now)
     file.revision += 1
     return Step(
         file=kept,
         run=run,
-        file_spectrum=file_spectrum,
-        run_spectrum=run_spectrum,
+        file_spectrum=file_message,
+        run_spectrum=run_message,
         duplicate=duplicate,
         late=late,
         forget=forget,

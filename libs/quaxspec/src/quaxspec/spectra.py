@@ -19,9 +19,7 @@ import orjson
 from numpy.typing import NDArray
 
 from quaxspec import strictjson
-from quaxspec.aggregation import FileAccumulator, RunAccumulator
-from quaxspec.analysis import AnalysisConfig, Candidate, SpectrumAnalysis
-from quaxspec.limits import MAX_LISTED_CANDIDATES
+from quaxspec.findings import AnalysisConfig, Candidate
 from quaxspec.messages import MessageDecodeError
 from quaxspec.psd import frequency_axis
 
@@ -78,19 +76,6 @@ class FileSpectrum(_Axis):
     def complete(self) -> bool:
         """Whether every slice of the file is in the spectrum."""
         return self.count == self.expected_count
-
-    @classmethod
-    def of(cls, file: FileAccumulator, *, emitted_time: float) -> Self:
-        """The spectrum of a closed file accumulator."""
-        m = file.moments
-        mean = m.mean if m.n else np.full(file.n_fft, np.nan)
-        return cls(
-            run_id=file.run_id, file_number=file.file_number, n_fft=file.n_fft, fs=file.fs,
-            f_lo=file.f_lo, count=int(m.n), expected_count=file.total_slices,
-            duplicates=file.duplicates, revision=file.revision, late_chunks=file.late,
-            daq_time=file.daq_time, emitted_time=emitted_time,
-            mean=mean, std=m.std, spectral_kurtosis=m.spectral_kurtosis,
-        )  # fmt: skip
 
     def to_bytes(self) -> bytes:
         """Encode as UTF-8 JSON."""
@@ -170,30 +155,6 @@ class RunSpectrum(_Axis):
     def __post_init__(self) -> None:
         if self.candidate_count < 0:
             object.__setattr__(self, "candidate_count", len(self.candidates))
-
-    @classmethod
-    def of(
-        cls,
-        run: RunAccumulator,
-        analysis: SpectrumAnalysis,
-        *,
-        config: AnalysisConfig,
-        emitted_time: float,
-    ) -> Self:
-        """The message for a run accumulator and the analysis of its mean spectrum."""
-        return cls(
-            run_id=run.run_id, n_fft=run.n_fft, fs=run.fs, f_lo=run.f_lo, files=len(run.files),
-            incomplete_files=run.incomplete_files, duplicates=run.duplicates,
-            late_chunks=run.late_chunks, dropped_late_chunks=run.dropped_late_chunks,
-            awaiting_files=len(run.awaiting), forgotten_files=run.forgotten_files,
-            slices=int(run.moments.n), first_daq_time=run.first_daq_time,
-            last_daq_time=run.last_daq_time, last_file=run.last_file,
-            emitted_time=emitted_time, mean=run.moments.mean, sem=run.moments.sem,
-            baseline=analysis.baseline, excess_sigma=analysis.excess_sigma,
-            matched_sigma=analysis.matched_sigma, radiometer_ratio=analysis.radiometer_ratio,
-            config=config, candidates=_strongest(analysis.candidates),
-            candidate_count=len(analysis.candidates),
-        )  # fmt: skip
 
     def to_bytes(self) -> bytes:
         """Encode as UTF-8 JSON."""
@@ -284,14 +245,6 @@ class RunSpectrum(_Axis):
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise MessageDecodeError(f"run spectrum: bad or missing field: {error}") from None
-
-
-def _strongest(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """The strongest MAX_LISTED_CANDIDATES candidates, in bin order (bounds the message)."""
-    if len(candidates) <= MAX_LISTED_CANDIDATES:
-        return list(candidates)
-    strongest = sorted(candidates, key=lambda c: c.significance, reverse=True)
-    return sorted(strongest[:MAX_LISTED_CANDIDATES], key=lambda c: c.bin)
 
 
 def _number(value: float) -> float | None:

@@ -21,7 +21,8 @@ import scipy.fft
 from numpy.typing import NDArray
 
 from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, DEFAULT_N_SAMPLES, DaqRecord
-from quaxspec.lineshape import DEFAULT_FWHM_HZ, maxwellian_density
+from quaxspec.findings import DEFAULT_FWHM_HZ
+from quaxspec.lineshape import maxwellian_density
 
 __all__ = ["AxionLine", "Baseline", "SyntheticDaq"]
 

@@ -18,8 +18,8 @@ import structlog
 
 from quax_aggregator.metrics import AggregatorMetrics, RunSeries
 from quax_aggregator.tables import Tables, file_key
-from quaxspec.analysis import AnalysisConfig
 from quaxspec.deadletter import Send, Source, dead_letter, reason_of
+from quaxspec.findings import AnalysisConfig
 from quaxspec.limits import MessageTooLargeError, ensure_fits
 from quaxspec.merging import Step, apply_close, apply_partial
 from quaxspec.messages import (

@@ -7,10 +7,12 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from quaxspec.analysis import AnalysisConfig
+from quaxspec.findings import AnalysisConfig
 from quaxspec.settings import KafkaSettings, LoggingSettings
 
 __all__ = ["AggregatorSettings"]
+
+_ANALYSIS = AnalysisConfig()
 
 
 class AggregatorSettings(BaseSettings):
@@ -69,10 +71,20 @@ class AggregatorSettings(BaseSettings):
         "they reach the changelogs (a closed file reaches them at once). A restart reads "
         "at most this many partials again; 1 writes every partial's state.",
     )
-    baseline_window: int = Field(201, description="Savitzky–Golay baseline window (odd, bins).")
-    baseline_order: int = Field(4, description="Savitzky–Golay polynomial degree.")
-    threshold_sigma: float = Field(3.455, description="Candidate threshold (σ).")
-    line_fwhm_hz: float = Field(4.85e3, gt=0, description="Expected axion line width (Hz).")
+    # The analysis's parameters, flat so that each is one variable; their defaults are
+    # AnalysisConfig's, which validates them together.
+    baseline_window: int = Field(
+        _ANALYSIS.baseline_window, description="Savitzky–Golay baseline window (odd, bins)."
+    )
+    baseline_order: int = Field(
+        _ANALYSIS.baseline_order, description="Savitzky–Golay polynomial degree."
+    )
+    threshold_sigma: float = Field(
+        _ANALYSIS.threshold_sigma, description="Candidate threshold (σ)."
+    )
+    line_fwhm_hz: float = Field(
+        _ANALYSIS.line_fwhm_hz, gt=0, description="Expected axion line width (Hz)."
+    )
 
     @property
     def analysis(self) -> AnalysisConfig:

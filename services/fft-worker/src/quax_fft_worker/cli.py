@@ -10,8 +10,8 @@ import typer
 from quax_fft_worker.main import run_worker
 from quax_fft_worker.offline import process_directory
 from quax_fft_worker.settings import FftWorkerSettings
-from quaxspec.analysis import AnalysisConfig
 from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT
+from quaxspec.findings import AnalysisConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -33,7 +33,9 @@ def offline(
     n_fft: Annotated[int, typer.Option(min=2, help="Samples per FFT slice.")] = DEFAULT_N_FFT,
     fs: Annotated[float, typer.Option(help="Sampling rate (Hz).")] = DEFAULT_FS,
     f_lo: Annotated[float, typer.Option(help="Local-oscillator frequency (Hz).")] = 0.0,
-    threshold: Annotated[float, typer.Option(help="Candidate threshold (σ).")] = 3.455,
+    threshold: Annotated[
+        float, typer.Option(help="Candidate threshold (σ).")
+    ] = AnalysisConfig().threshold_sigma,
     save: Annotated[
         Path | None, typer.Option(help="Write the run spectrum and analysis to this .npz file.")
     ] = None,

@@ -9,8 +9,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from quaxspec.analysis import AnalysisConfig, SpectrumAnalysis, analyse
+from quaxspec.analysis import analyse
 from quaxspec.daq import DaqFileError, read_pair, scan_directory
+from quaxspec.findings import AnalysisConfig, SpectrumAnalysis
 from quaxspec.moments import Moments
 from quaxspec.psd import frequency_axis
 from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
