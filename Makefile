@@ -20,7 +20,7 @@ HADOLINT := $(TOOLS)/hadolint/bin/hadolint
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help s3-server browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-sustained bench-profile bench-fanout bench-soak bench-per-slice bench-archive clean images cluster-tools cluster-up cluster-demo cluster-down
+.PHONY: help s3-server browser k8s-tools prometheus prometheus-demo setup kafka-install kafka-up kafka-down test test-fast lint format demo demo-offline bench bench-kernel bench-pipeline bench-live bench-clients bench-sustained bench-profile bench-fanout bench-soak bench-per-slice bench-archive bench-startup clean images cluster-tools cluster-up cluster-demo cluster-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -118,7 +118,7 @@ demo-offline: setup ## The spectrum kernel alone on synthetic files in data/demo
 			--line-frequency 250e3 --line-strength 0.3; fi
 	$(BIN)/quax-fft-worker offline $(DEMO_DIR) --save $(DEMO_DIR)/run.npz
 
-bench: bench-kernel bench-clients bench-pipeline bench-sustained bench-live bench-fanout bench-soak bench-per-slice bench-archive ## Run every benchmark and record the results in docs/benchmarks.md
+bench: bench-kernel bench-clients bench-pipeline bench-sustained bench-live bench-fanout bench-soak bench-per-slice bench-archive bench-startup ## Run every benchmark and record the results in docs/benchmarks.md
 
 bench-kernel: setup ## Kernel speed against the bare FFT and numpy (docs/benchmarks.md)
 	$(BIN)/python bench/kernel.py
@@ -146,6 +146,9 @@ bench-per-slice: setup kafka-install ## The previous design's essence (one slice
 
 bench-archive: setup kafka-install ## The archiver catching up on 3,000 file spectra; the API serving a run from the archive (docs/benchmarks.md)
 	$(BIN)/python bench/archive.py
+
+bench-startup: setup kafka-install ## The API's and the archiver's virtualenvs, start-up time and memory; BEFORE=<rev> measures a revision beside (docs/benchmarks.md)
+	$(BIN)/python bench/startup.py $(if $(BEFORE),--before $(BEFORE))
 
 bench-soak: setup kafka-install ## 9,000 small files through the pipeline: every process's memory at start, middle, end (docs/benchmarks.md)
 	$(BIN)/python bench/soak.py

@@ -41,13 +41,6 @@ ROLL_SECONDS = 5
 app = typer.Typer(add_completion=False)
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise ValueError(f"no VmRSS for {pid}")
-
-
 def _spectra(files: int) -> list[tuple[bytes, bytes, bytes]]:
     """(key, file spectrum, run update) of each file: the two runs interleaved."""
     rng = np.random.default_rng(7)
@@ -125,7 +118,7 @@ def measure(root: Path, files: int) -> dict[str, object]:
         while not _archived(directory, pipe.prefix, {SPECTRA.name: files, RUNS.name: files}):
             assert archiver.poll() is None, pipe.log("archiver")
             assert time.monotonic() - started < 1800, "not archived in 30 min"
-            peak = max(peak, rss_mib(archiver.pid))
+            peak = max(peak, recording.rss_mib(archiver.pid))
             time.sleep(0.2)
         seconds = time.monotonic() - started
         cpu = recording.process_cpu(archiver.pid)
@@ -140,14 +133,14 @@ def measure(root: Path, files: int) -> dict[str, object]:
         port = free_port()
         api = empty.start_api(port=port, QUAX_API_ARCHIVE_DIRECTORY=str(directory))
         base = f"http://127.0.0.1:{port}/api/v1/runs"
-        rss_before = rss_mib(api.pid)
+        rss_before = recording.rss_mib(api.pid)
         run_id = RUN_IDS[0]
         first_run, _ = _timed_get(f"{base}/{run_id}")
         again_run, _ = _timed_get(f"{base}/{run_id}")
         listing, listed = _timed_get(f"{base}/{run_id}/files")
         waterfall, _ = _timed_get(f"{base}/{run_id}/waterfall?last=60&decimate=4")
         old_file, _ = _timed_get(f"{base}/{run_id}/files/0")
-        rss_after = rss_mib(api.pid)
+        rss_after = recording.rss_mib(api.pid)
         empty.close()
         pipe.close()
     finally:

@@ -42,14 +42,6 @@ PLOT = ROOT / "docs" / "soak.png"
 app = typer.Typer(add_completion=False)
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process (MiB), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 def files_done(port: int, run_id: str) -> int:
     """Files the API has in the run's latest update."""
     response = httpx.get(f"http://127.0.0.1:{port}/api/v1/runs", timeout=10)
@@ -128,7 +120,7 @@ def _rss(pipe: Pipeline, broker: int) -> dict[str, float]:
     rss = {}
     for name, pid in sorted(pids.items()):
         try:
-            rss[name] = round(rss_mib(pid), 1)
+            rss[name] = round(recording.rss_mib(pid), 1)
         except FileNotFoundError:
             assert name != "broker", "the broker is gone"
     return rss
