@@ -14,7 +14,6 @@ from quaxspec.settings import KafkaSettings
 def test_plaintext_is_the_default_and_adds_nothing() -> None:
     options = KafkaSettings(bootstrap_servers="k:9092").client_options()
     assert options == {"bootstrap_servers": "k:9092", "security_protocol": "PLAINTEXT"}
-    assert KafkaSettings().faust_credentials() is None
 
 
 def test_scram_over_tls_gives_every_client_the_user_and_a_verifying_context(
@@ -36,10 +35,6 @@ def test_scram_over_tls_gives_every_client_the_user_and_a_verifying_context(
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
-    credentials = settings.faust_credentials()
-    assert credentials is not None
-    assert credentials.protocol.value == "SASL_SSL"
-    assert credentials.mechanism.value == "SCRAM-SHA-512"
 
 
 def test_librdkafka_gets_the_same_security_as_the_other_clients(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""QUAX spectra: DAQ files, message formats, live analysis, accumulators; the kernel and the archive as extras."""
+"""QUAX spectra: DAQ files, message formats, analysis, accumulators; the kernel as an extra."""

@@ -4,7 +4,7 @@ Security: TLS (``SSL``, optionally mutual with a client certificate) and SASL (S
 by default) for every client — aiokafka's producers, consumers and admin clients through
 :meth:`KafkaSettings.client_options`, the producer's librdkafka client through
 :meth:`KafkaSettings.librdkafka_config`, Faust's apps through
-:meth:`KafkaSettings.faust_credentials`.
+``quaxfaust.app.broker_credentials``.
 A password comes from the environment (``QUAX_KAFKA_SASL_PASSWORD``) or a file (a mounted
 Secret, ``QUAX_KAFKA_SASL_PASSWORD_FILE``); it is a secret type, so it is never printed or
 logged with the settings.
@@ -16,15 +16,12 @@ import ssl
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quaxspec.topics import MAX_MESSAGE_BYTES, TopicSpec
-
-if TYPE_CHECKING:
-    import faust
 
 __all__ = ["KafkaSettings", "LoggingSettings", "S3Location", "S3Settings"]
 
@@ -147,30 +144,9 @@ class KafkaSettings(BaseSettings):
             }
         return config
 
-    def faust_credentials(self) -> faust.types.auth.CredentialsT | None:
-        """The same security for a Faust app (its ``broker_credentials``)."""
-        import faust  # only the Faust services have it
-
-        if self.security_protocol.startswith("SASL"):
-            # The protocol follows the context: SASL_SSL with one, SASL_PLAINTEXT without.
-            return faust.SASLCredentials(
-                username=self.sasl_username,
-                password=self.password(),
-                mechanism=self.sasl_mechanism,
-                ssl_context=self.ssl_context(),
-            )
-        if self.uses_tls:
-            return faust.SSLCredentials(self.ssl_context())
-        return None
-
     def topic(self, spec: TopicSpec) -> str:
         """The full name of a project topic."""
         return f"{self.topic_prefix}{spec.name}"
-
-    @property
-    def faust_broker(self) -> str:
-        """The broker URL list in Faust's ``kafka://host:port;...`` form."""
-        return ";".join(f"kafka://{server.strip()}" for server in self.bootstrap_servers.split(","))
 
 
 class LoggingSettings(BaseSettings):

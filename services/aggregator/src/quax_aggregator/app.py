@@ -1,32 +1,57 @@
-"""The Faust app of the aggregator."""
+"""The aggregator's Faust app: its topics, tables, handlers and agent, wired together."""
 
 from __future__ import annotations
 
 import faust
 
+from quax_aggregator.agents import AggregatorAgent
+from quax_aggregator.handling import Outputs, PartialHandler, StalledFiles
+from quax_aggregator.metrics import AggregatorMetrics, RunSeries
 from quax_aggregator.settings import AggregatorSettings
+from quax_aggregator.tables import Tables
+from quax_aggregator.upstream import UpstreamWatch
+from quaxfaust.app import create_app
+from quaxfaust.consuming import GuardedInput
+from quaxspec.offsets import OffsetLedger
+from quaxspec.topics import DEADLETTER, PARTIALS, RUNS, SPECTRA
 
-__all__ = ["create_app"]
+__all__ = ["build_app"]
 
 
-def create_app(settings: AggregatorSettings) -> faust.App:
-    """A Faust app whose tables live next to the partials they are built from."""
+def build_app(settings: AggregatorSettings, metrics: AggregatorMetrics | None = None) -> faust.App:
+    """A Faust app whose tables live next to the partials they are built from, with the
+    aggregating agent attached."""
+    metrics = metrics or AggregatorMetrics()
+    app = create_app(settings, store=settings.store, table_standby_replicas=0)
+    tables = Tables.create(app, release_every=settings.release_every)
     kafka = settings.kafka
-    return faust.App(
-        settings.app_id,
-        broker=kafka.faust_broker,
-        broker_credentials=kafka.faust_credentials(),
-        store=settings.store,
-        datadir=str(settings.data_dir),
-        web_enabled=False,
-        topic_disable_leader=True,
-        table_standby_replicas=0,
-        producer_max_request_size=kafka.max_message_bytes,
-        consumer_max_fetch_size=kafka.max_message_bytes,
-        stream_buffer_maxsize=settings.stream_buffer,
-        broker_commit_interval=settings.commit_interval_seconds,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=kafka.session_timeout_seconds,
-        topic_replication_factor=kafka.replication_factor,
-        broker_heartbeat_interval=kafka.session_timeout_seconds / 4,
+    partials, spectra, runs, dead = (
+        app.topic(kafka.topic(spec), key_serializer="raw", value_serializer="raw")
+        for spec in (PARTIALS, SPECTRA, RUNS, DEADLETTER)
     )
+    run_series = RunSeries(metrics, idle_seconds=settings.run_idle_seconds)
+    outputs = Outputs(spectra=spectra.send, runs=runs.send, partials=partials.send, dead=dead.send)
+    handler = PartialHandler(
+        tables=tables,
+        outputs=outputs,
+        metrics=metrics,
+        run_series=run_series,
+        config=settings.analysis,
+        late_files=settings.late_files,
+        max_message_bytes=kafka.max_message_bytes,
+    )
+    # The ledger is a table restored with the state it describes.
+    guarded = GuardedInput(
+        app, partials, ledger=OffsetLedger(tables.offsets), metrics=metrics.input
+    )
+    agent = AggregatorAgent(
+        guard=guarded.guard,
+        tables=tables,
+        handler=handler,
+        stalled=StalledFiles(tables=tables, outputs=outputs, timeout=settings.file_timeout_seconds),
+        upstream=UpstreamWatch(kafka, group=settings.upstream_group),
+        run_series=run_series,
+        timeouts_paused=metrics.timeouts_paused,
+    )
+    agent.attach(app, partials, close_check=settings.close_check_seconds)
+    return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from quaxfaust.consuming import InputMetrics
+
 __all__ = ["AggregatorMetrics", "RunSeries"]
 
 
@@ -50,20 +52,11 @@ class AggregatorMetrics:
             buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300),
             registry=registry,
         )
-        self.rewinds = Counter(
-            "quax_aggregator_offset_rewinds",
-            "Times the partials topic was read again from a record the consumer had skipped.",
-            registry=registry,
-        )
-        self.lost_records = Counter(
-            "quax_aggregator_lost_records",
-            "Partials deleted by retention before they were aggregated.",
-            registry=registry,
-        )
-        self.lag = Gauge(
-            "quax_consumer_lag",
-            "Records of the input topic not yet handled, by partition.",
-            ["topic", "partition"],
+        self.input = InputMetrics(
+            namespace="quax_aggregator",
+            topic="partials",
+            records="Partials",
+            handled="aggregated",
             registry=registry,
         )
         self.run_best_sigma = Gauge(

@@ -5,23 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from quaxfaust.settings import FaustServiceSettings
 from quaxspec.findings import AnalysisConfig
-from quaxspec.settings import KafkaSettings, LoggingSettings
 
 __all__ = ["AggregatorSettings"]
 
 _ANALYSIS = AnalysisConfig()
 
 
-class AggregatorSettings(BaseSettings):
+class AggregatorSettings(FaustServiceSettings):
     """How the aggregator connects, stores its tables, closes files and analyses runs."""
 
     model_config = SettingsConfigDict(env_prefix="QUAX_AGGREGATOR_", extra="ignore")
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     app_id: str = Field(
         "quax-aggregator", description="Faust app id: consumer group and table changelog names."
     )
@@ -60,10 +58,6 @@ class AggregatorSettings(BaseSettings):
     close_check_seconds: float = Field(
         5.0, gt=0, description="How often open files are checked against the timeout."
     )
-    commit_interval_seconds: float = Field(
-        1.0, gt=0, description="How often consumed offsets are committed."
-    )
-    stream_buffer: int = Field(64, ge=1, description="Partials an aggregator may prefetch.")
     release_every: int = Field(
         256,
         ge=1,

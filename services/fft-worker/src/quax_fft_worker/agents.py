@@ -1,95 +1,59 @@
-"""The FFT worker's Faust wiring: raw chunks feed quax_fft_worker.handling."""
+"""The FFT agent: raw chunks admitted by the offset guard go to the chunk handler."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterable, Iterable
+from typing import Any, Protocol
 
 import faust
 from faust.types import TP
 
-from quax_fft_worker.handling import ChunkHandler, Outputs
-from quax_fft_worker.metrics import WorkerMetrics
-from quax_fft_worker.settings import FftWorkerSettings
-from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT, DEFAULT_N_SAMPLES, DEFAULT_SLICES_PER_CHUNK
+from quax_fft_worker.handling import ChunkHandler
 from quaxspec.deadletter import Source
-from quaxspec.offsets import OffsetGuard, OffsetLedger
-from quaxspec.spectrum import SpectrumKernel
-from quaxspec.topics import DEADLETTER, PARTIALS, RAW
+from quaxspec.offsets import OffsetGuard
 
-__all__ = ["register_agents"]
-
-#: How often the consumer lag is measured (seconds).
-LAG_SECONDS = 5.0
-
-#: The batches of a default DAQ file: whole chunks, and the short last one.
-_DEFAULT_BATCHES = sorted(
-    {DEFAULT_SLICES_PER_CHUNK, DEFAULT_N_SAMPLES // DEFAULT_N_FFT % DEFAULT_SLICES_PER_CHUNK} - {0}
-)
+__all__ = ["FftAgent"]
 
 
-class _Kernels:
-    """One kernel per (n_fft, fs), so its FFT plans are made once and reused."""
-
-    def __init__(self, settings: FftWorkerSettings) -> None:
-        self._settings = settings
-        self._kernels: dict[tuple[int, float], SpectrumKernel] = {}
-
-    def __call__(self, n_fft: int, fs: float) -> SpectrumKernel:
-        kernel = self._kernels.get((n_fft, fs))
-        if kernel is None:
-            kernel = SpectrumKernel(
-                n_fft=n_fft,
-                fs=fs,
-                threads=self._settings.fft_threads,
-                planner_effort=self._settings.planner_effort,
-            )
-            self._kernels[(n_fft, fs)] = kernel
-        return kernel
+class _Gauge(Protocol):
+    def set(self, value: float) -> None: ...
 
 
-def register_agents(app: faust.App, settings: FftWorkerSettings, metrics: WorkerMetrics) -> None:
-    """Attach the FFT agent (concurrency 1: scale with replicas, one per partition at most)."""
-    kafka = settings.kafka
-    raw = app.topic(kafka.topic(RAW), key_serializer="raw", value_serializer="raw")
-    partials = app.topic(kafka.topic(PARTIALS), key_serializer="raw", value_serializer="raw")
-    dead = app.topic(kafka.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
-    kernels = _Kernels(settings)
-    handler = ChunkHandler(
-        kernels=kernels,
-        outputs=Outputs(partials=partials.send, dead=dead.send),
-        metrics=metrics,
-        max_message_bytes=kafka.max_message_bytes,
-    )
-    if settings.warm_up:
-        kernels(DEFAULT_N_FFT, DEFAULT_FS).warm(_DEFAULT_BATCHES)
+class FftAgent:
+    """One agent per worker (concurrency 1: scale with replicas, one per partition at most).
 
-    # Faust can lose a fetched chunk around a rebalance (quaxspec.offsets); a worker that
-    # keeps the partition sees the gap and rewinds. The ledger is in memory and
-    # holds only the partitions assigned now (another worker may have moved the others on).
-    guard = OffsetGuard(
-        lambda: app.consumer,
-        OffsetLedger({}),
-        topic=raw.get_topic_name(),
-        on_rewind=metrics.rewinds.inc,
-        on_loss=metrics.lost_records.inc,
-    )
+    Its guard, handler and partition gauge are passed in, so that the tests drive
+    :meth:`consume` and :meth:`assigned` with records of their own and no broker.
+    """
 
-    @app.on_partitions_assigned.connect
-    async def keep_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        assigned: set[TP] = args[0]
-        mine = [tp.partition for tp in assigned if tp.topic == guard.topic]
-        guard.forget(mine)
-        metrics.assigned_partitions.set(len(mine))
+    def __init__(self, *, guard: OffsetGuard, handler: ChunkHandler, partitions: _Gauge) -> None:
+        self._guard = guard
+        self._handler = handler
+        self._partitions = partitions
 
-    @app.agent(raw, concurrency=1)
-    async def transform(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+    def attach(self, app: faust.App, raw: faust.TopicT) -> None:
+        """Register the agent on ``raw`` and follow the partitions assigned."""
+
+        @app.agent(raw, concurrency=1, name="transform")
+        async def transform(stream: faust.StreamT[bytes]) -> None:
+            await self.consume(stream.events())
+
+        @app.on_partitions_assigned.connect
+        async def keep_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            self.assigned(args[0])
+
+    async def consume(self, events: AsyncIterable[faust.EventT[bytes]]) -> None:
+        """Hand every admitted record to the handler, then mark it handled."""
+        async for event in events:
             message = event.message
-            if await guard.admit(message):
+            if await self._guard.admit(message):
                 source = Source(message.topic, message.partition, message.offset)
-                await handler.handle(event.key, event.value, source)
-                guard.handled(message)
+                await self._handler.handle(event.key, event.value, source)
+                self._guard.handled(message)
 
-    @app.timer(interval=LAG_SECONDS)
-    async def export_lag() -> None:
-        await guard.report_lag(metrics.lag)
+    def assigned(self, assigned: Iterable[TP]) -> None:
+        """The partitions of the raw topic assigned now: the guard keeps only those (the
+        ledger is in memory, and another worker may have moved the others on)."""
+        mine = [tp.partition for tp in assigned if tp.topic == self._guard.topic]
+        self._guard.forget(mine)
+        self._partitions.set(len(mine))

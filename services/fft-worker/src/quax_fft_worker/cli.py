@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from quax_fft_worker.main import run_worker
+from quax_fft_worker.app import build_app
 from quax_fft_worker.offline import process_directory
 from quax_fft_worker.settings import FftWorkerSettings
+from quaxfaust.worker import run_worker
 from quaxspec.daq import DEFAULT_FS, DEFAULT_N_FFT
 from quaxspec.findings import AnalysisConfig
 
@@ -24,7 +25,8 @@ def main() -> None:
 @app.command()
 def worker() -> None:
     """Run the Faust FFT worker (settings from QUAX_FFT_WORKER_* and QUAX_KAFKA_* variables)."""
-    run_worker(FftWorkerSettings())
+    settings = FftWorkerSettings()
+    run_worker(settings, service="fft-worker", build=lambda: build_app(settings))
 
 
 @app.command()

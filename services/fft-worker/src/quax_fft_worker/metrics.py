@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from quaxfaust.consuming import InputMetrics
+
 __all__ = ["WorkerMetrics"]
 
 
@@ -22,20 +24,11 @@ class WorkerMetrics:
             ["reason"],
             registry=registry,
         )
-        self.rewinds = Counter(
-            "quax_fft_offset_rewinds",
-            "Times the raw topic was read again from a record the consumer had skipped.",
-            registry=registry,
-        )
-        self.lost_records = Counter(
-            "quax_fft_lost_records",
-            "Raw chunks deleted by retention before they were transformed.",
-            registry=registry,
-        )
-        self.lag = Gauge(
-            "quax_consumer_lag",
-            "Records of the input topic not yet handled, by partition.",
-            ["topic", "partition"],
+        self.input = InputMetrics(
+            namespace="quax_fft",
+            topic="raw",
+            records="Raw chunks",
+            handled="transformed",
             registry=registry,
         )
         self.assigned_partitions = Gauge(

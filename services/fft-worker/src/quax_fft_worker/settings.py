@@ -5,20 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from quaxspec.settings import KafkaSettings, LoggingSettings
+from quaxfaust.settings import FaustServiceSettings
 
 __all__ = ["FftWorkerSettings"]
 
 
-class FftWorkerSettings(BaseSettings):
+class FftWorkerSettings(FaustServiceSettings):
     """How an FFT worker connects, computes and reports."""
 
     model_config = SettingsConfigDict(env_prefix="QUAX_FFT_WORKER_", extra="ignore")
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     app_id: str = Field(
         "quax-fft-worker", description="Faust app id: the consumer group of all FFT workers."
     )
@@ -36,9 +34,6 @@ class FftWorkerSettings(BaseSettings):
     # CPU to spare, and 100 with 64 (docs/benchmarks.md), for at most 50 MB of buffered chunks.
     stream_buffer: int = Field(
         64, ge=1, description="Chunks a worker may prefetch (each up to 1 MiB)."
-    )
-    commit_interval_seconds: float = Field(
-        1.0, gt=0, description="How often consumed offsets are committed."
     )
     data_dir: Path = Field(
         Path("/tmp/quax-fft-worker"), description="Faust's working directory (no tables here)."

@@ -1,0 +1,1 @@
+"""The scaffolding the two Faust services share: app, worker start, guarded input, metrics."""
