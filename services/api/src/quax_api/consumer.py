@@ -28,7 +28,9 @@ __all__ = ["follow", "follow_forever"]
 log = structlog.get_logger("quax.api")
 
 UPDATES = Counter("quax_api_updates", "Spectra taken from Kafka, by kind.", ["kind"])
-REJECTS = Counter("quax_api_rejects", "Messages that did not decode, by topic.", ["topic"])
+REJECTS = Counter("quax_api_rejects", "Messages that did not decode, by kind.", ["kind"])
+#: The longest wait between two attempts to follow Kafka (seconds).
+MAX_RETRY_SECONDS = 30.0
 LATENCY = Gauge(
     "quax_api_last_update_latency_seconds",
     "From the DAQ time of the newest file to the API receiving its spectrum.",
@@ -38,17 +40,24 @@ LATENCY = Gauge(
 async def follow_forever(
     settings: ApiSettings, *, store: SpectrumStore, hub: Hub, ready: asyncio.Event
 ) -> None:
-    """Follow the topics until cancelled; on a failure, say so and start again."""
+    """Follow the topics until cancelled; on a failure, say so and start again.
+
+    The wait doubles from 1 s to 30 s while attempts keep failing, and is back to 1 s after
+    an attempt that followed for longer than the longest wait.
+    """
     delay = 1.0
     while True:
+        started = time.monotonic()
         try:
             await follow(settings, store=store, hub=hub, ready=ready)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the API keeps serving what it has while Kafka is away
+            if time.monotonic() - started > MAX_RETRY_SECONDS:
+                delay = 1.0
             log.error("Following Kafka failed; retrying.", error=repr(error), retry_in_s=delay)
             await asyncio.sleep(delay)
-            delay = min(2 * delay, 30.0)
+            delay = min(2 * delay, MAX_RETRY_SECONDS)
 
 
 async def follow(
@@ -71,17 +80,23 @@ async def follow(
             consumer, settings, (runs_topic, dead_topic), spectra_topic
         )
         log.info("Restoring runs and recent spectra.", partitions_to_read=len(pending))
+        caught_up = False  # this attempt has read what the topics held when it started
         while True:
-            if not ready.is_set() and not pending:
-                ready.set()
-                log.info("Restored; serving live updates.", runs=len(store.run_ids()))
+            if not caught_up and not pending:
+                caught_up = True
+                if not ready.is_set():
+                    ready.set()
+                    log.info("Restored; serving live updates.", runs=len(store.run_ids()))
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
                     if record.topic == dead_topic:
                         store.add_reject(record.key)
                         continue
-                    _take(record.topic == runs_topic, record.value, store, hub, live=ready.is_set())
+                    _take(
+                        record.topic == runs_topic, record.value, store, hub,
+                        publish=ready.is_set(), current=caught_up,
+                    )  # fmt: skip
             for partition, end in list(pending.items()):
                 if await consumer.position(partition) >= end:
                     del pending[partition]
@@ -125,7 +140,18 @@ async def _restore_positions(
     return {tp: ends[tp] for tp in partitions}
 
 
-def _take(is_run: bool, value: bytes | None, store: SpectrumStore, hub: Hub, *, live: bool) -> None:
+def _take(
+    is_run: bool,
+    value: bytes | None,
+    store: SpectrumStore,
+    hub: Hub,
+    *,
+    publish: bool,
+    current: bool,
+) -> None:
+    """Store one spectrum; send it to the WebSocket clients if it is new and the API serves
+    (``publish``); measure its delay only if it is current, not read again after a
+    reconnect (a replayed file's age is not the pipeline's latency)."""
     kind = "run" if is_run else "file"
     try:
         if value is None:
@@ -136,16 +162,16 @@ def _take(is_run: bool, value: bytes | None, store: SpectrumStore, hub: Hub, *, 
         else:
             spectrum = FileSpectrum.from_bytes(value)
             new, run_id = store.add_file(spectrum), spectrum.run_id
-            if live:
+            if current:
                 LATENCY.set(max(time.time() - spectrum.daq_time, 0.0))
     except MessageDecodeError as error:
-        REJECTS.labels(topic=kind).inc()
+        REJECTS.labels(kind=kind).inc()
         log.warning("Ignored a message that did not decode.", kind=kind, reason=str(error))
         return
     except Exception as error:  # one record never stops the follower (it would meet it again)
-        REJECTS.labels(topic=kind).inc()
+        REJECTS.labels(kind=kind).inc()
         log.exception("Ignored a message that could not be taken.", kind=kind, error=repr(error))
         return
     UPDATES.labels(kind=kind).inc()
-    if new and live:
+    if new and publish:
         hub.publish(run_id, kind, value)

@@ -17,8 +17,13 @@ class ApiSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="QUAX_API_", extra="ignore")
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings,
+        description="Kafka connection and topic names (QUAX_KAFKA_*).",
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
+    )
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
     port: int = Field(8000, description="Port of the REST API, WebSocket feed and dashboard.")
     recent_files: int = Field(

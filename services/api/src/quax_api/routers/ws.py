@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from quax_api.hub import Hub
+from quax_api.deps import HubDep
 
 __all__ = ["origin_allowed", "router"]
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["live"])
 
 
 @router.websocket("/ws/v1/spectra")
-async def spectra(websocket: WebSocket, runs: str | None = None) -> None:
+async def spectra(websocket: WebSocket, hub: HubDep, runs: str | None = None) -> None:
     """Stream updates: ``?runs=a,b`` for some runs, no parameter for all.
 
     The first message is ``{"type": "hello", "runs": [...] | null, "queue": N}``; then one
@@ -40,7 +40,6 @@ async def spectra(websocket: WebSocket, runs: str | None = None) -> None:
     if wanted is not None and any(not r or len(r) > 255 for r in wanted):
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="bad runs parameter")
         return
-    hub: Hub = websocket.app.state.hub
     await websocket.accept()
     subscription = hub.subscribe(wanted)
     try:
