@@ -25,14 +25,14 @@ def _welch_arguments(n_fft: int) -> dict[str, object]:
 
 
 def slice_spectra(i: np.ndarray, q: np.ndarray, n_fft: int, fs: float = FS) -> np.ndarray:
-    """Per-slice PSD (slices, bins), fftshifted: scipy's spectrogram with DESIGN.md arguments."""
+    """Per-slice PSD (slices, bins), fftshifted: spectrogram as docs/physics.md says."""
     z = i.astype(np.complex128) + 1j * q.astype(np.complex128)
     _, _, per_slice = scipy.signal.spectrogram(z, fs, mode="psd", **_welch_arguments(n_fft))
     return np.fft.fftshift(per_slice, axes=0).T
 
 
 def welch(i: np.ndarray, q: np.ndarray, n_fft: int, fs: float = FS) -> np.ndarray:
-    """The file's mean PSD: scipy's welch with DESIGN.md arguments, fftshifted."""
+    """The file's mean PSD: scipy's welch with docs/physics.md's arguments, fftshifted."""
     z = i.astype(np.complex128) + 1j * q.astype(np.complex128)
     _, power = scipy.signal.welch(z, fs, average="mean", **_welch_arguments(n_fft))
     return np.fft.fftshift(power)

@@ -21,7 +21,7 @@ UV = ROOT / ".tools" / "bin" / "uv"
 KERNEL_LIBRARIES = ("numba", "pyfftw", "llvmlite")
 
 
-@pytest.mark.parametrize("module", ["quax_aggregator.main", "quax_api.main", "quax_archiver.cli"])
+@pytest.mark.parametrize("module", ["quax_aggregator.cli", "quax_api.main", "quax_archiver.cli"])
 def test_a_service_that_merges_or_serves_spectra_does_not_import_the_fft_kernel(module):
     probe = (
         f"import sys, {module}; "

@@ -1,4 +1,4 @@
-"""The spectrum kernel against scipy.signal.welch and spectrogram (DESIGN.md normalisation)."""
+"""The spectrum kernel against scipy.signal.welch and spectrogram (docs/physics.md)."""
 
 from pathlib import Path
 

@@ -10,11 +10,6 @@ from quaxspec.progress import Shard
 from quaxspec.settings import S3Settings
 
 
-def test_every_field_is_described():
-    for name, field in ProducerSettings.model_fields.items():
-        assert field.description, name
-
-
 def test_environment_variables_fill_the_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("QUAX_PRODUCER_SOURCE", "watch")
     monkeypatch.setenv("QUAX_PRODUCER_DIRECTORY", str(tmp_path / "run-0042"))

@@ -16,8 +16,13 @@ class FaustServiceSettings(BaseSettings):
     """Connection, logging, consumer pacing; the app id, metrics port and working directory
     are declared by each service, with its own defaults."""
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings,
+        description="Kafka connection and topic names (QUAX_KAFKA_*).",
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
+    )
     app_id: str
     metrics_port: int
     data_dir: Path

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from quaxspec.messages import Partial, RawChunk
+
 __all__ = [
     "MAX_LISTED_CANDIDATES",
     "MessageSizes",
@@ -22,8 +24,7 @@ __all__ = [
 #: Candidates a run-spectrum message lists at most (the strongest; the count says how many).
 MAX_LISTED_CANDIDATES = 1000
 
-#: Fixed header of the binary messages, and a run id padded to 8 bytes (at most 255 bytes).
-_BINARY_HEADER = 56
+#: A run id padded to 8 bytes (at most 255 bytes).
 _RUN_ID = 256
 #: Bytes of one JSON number (or null) with its separator, at most.
 _JSON_NUMBER = 25
@@ -50,8 +51,8 @@ class MessageSizes:
     def of(cls, *, n_fft: int, slices_per_chunk: int) -> MessageSizes:
         """The bounds for FFTs of ``n_fft`` and chunks of ``slices_per_chunk`` slices."""
         return cls(
-            raw_chunk=_BINARY_HEADER + _RUN_ID + 2 * 4 * n_fft * slices_per_chunk,
-            partial=_BINARY_HEADER + _RUN_ID + 2 * 8 * n_fft,
+            raw_chunk=RawChunk.HEADER_BYTES + _RUN_ID + 2 * 4 * n_fft * slices_per_chunk,
+            partial=Partial.HEADER_BYTES + _RUN_ID + 2 * 8 * n_fft,
             # frequency, mean, std, spectral kurtosis
             file_spectrum=_JSON_FIXED + 4 * _JSON_NUMBER * n_fft,
             # frequency, mean, sem, baseline, excess, matched filter; listed candidates
@@ -77,7 +78,7 @@ def check_fits(*, n_fft: int, slices_per_chunk: int, limit: int) -> None:
     if too_large:
         advice = f"the largest n_fft whose partials and spectra fit is {largest_n_fft(limit)}"
         if sizes.raw_chunk > limit:
-            fitting = (limit - _BINARY_HEADER - _RUN_ID) // (8 * n_fft)
+            fitting = (limit - RawChunk.HEADER_BYTES - _RUN_ID) // (8 * n_fft)
             advice += f"; chunks of n_fft {n_fft} fit up to {fitting} slices"
         raise MessageTooLargeError(
             f"n_fft {n_fft} with {slices_per_chunk} slices per chunk gives "
@@ -89,7 +90,7 @@ def check_fits(*, n_fft: int, slices_per_chunk: int, limit: int) -> None:
 def largest_n_fft(limit: int) -> int:
     """The largest n_fft whose partials and spectra fit ``limit`` (chunks of one slice)."""
     spectra = (limit - _JSON_FIXED - MAX_LISTED_CANDIDATES * _JSON_CANDIDATE) // (6 * _JSON_NUMBER)
-    partial = (limit - _BINARY_HEADER - _RUN_ID) // 16
+    partial = (limit - Partial.HEADER_BYTES - _RUN_ID) // 16
     return max(0, min(spectra, partial))
 
 

@@ -1,6 +1,7 @@
-"""Versioned binary Kafka messages: raw I/Q chunks and partial spectrum statistics.
+"""Versioned binary Kafka messages: raw I/Q chunks, partial spectrum statistics, and the two
+control messages on the partials topic (a skipped chunk, a request to close a file).
 
-Both share one layout: a fixed little-endian header (magic, version, fields), the run id
+All share one layout: a fixed little-endian header (magic, version, fields), the run id
 in UTF-8 padded to 8 bytes, then the arrays as raw little-endian bytes (never pickle,
 base64 or JSON for samples). Decoding checks everything it can and raises
 :class:`MessageDecodeError` with the reason; arrays are zero-copy views of the message.
@@ -82,6 +83,8 @@ class RawChunk(_Origin):
     MAGIC: ClassVar[bytes] = b"QXRC"
     VERSION: ClassVar[int] = 1
     _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHIIIII4xddd")
+    #: Bytes of the fixed header (before the run id).
+    HEADER_BYTES: ClassVar[int] = _HEADER.size
 
     first_slice: int
     #: I and Q samples, (slice count, n_fft) float32 each.
@@ -141,6 +144,8 @@ class Partial(_Origin):
     MAGIC: ClassVar[bytes] = b"QXPT"
     VERSION: ClassVar[int] = 1
     _HEADER: ClassVar[struct.Struct] = struct.Struct("<4sBxHIIIIdddq")
+    #: Bytes of the fixed header (before the run id).
+    HEADER_BYTES: ClassVar[int] = _HEADER.size
 
     #: Identifies the chunk within its file (its first slice): the aggregator's dedup key.
     chunk_id: int

@@ -86,7 +86,8 @@ class SyntheticDaq:
     noise_psd: float = 1e-8
     baseline: Baseline = field(default_factory=Baseline)
     line: AxionLine | None = None
-    #: Seconds between consecutive files (the DAQ writes n_samples/fs of data per file).
+    #: DAQ time (Unix s) at which the run starts; file n is complete n_samples/fs later
+    #: than file n − 1 (:meth:`file_time`).
     start_time: float = 1.7e9
 
     def psd(self, frequency: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -1,13 +1,13 @@
-"""The aggregator's tables: files and runs, as raw bytes of the library's accumulators.
+"""The aggregator's three tables: files, runs and offsets, as raw bytes.
 
-The files table holds open files and the files closed before they finished that their run
-still keeps for late chunks (quaxspec.merging).
-
-The first two are keyed so that they live in the partition of the run's partials (the partials
-topic is keyed by run, and a table's changelog partition follows the event that writes
-it): a run and its files are always owned by the same worker. A third table holds the
-next partials offset expected in each partition (quaxspec.offsets.OffsetLedger), written
-by the events of that partition, so it moves and is restored together with them.
+The files table holds the library's file accumulators: open files, and the files closed
+before they finished that their run still keeps for late chunks (quaxspec.merging). The
+runs table holds the run accumulators. Both live in the partition of the run's partials
+(the partials topic is keyed by run, and a table's changelog partition follows the event
+that writes it): a run and its files are always owned by the same worker. The offsets
+table holds the next partials offset expected in each partition
+(quaxspec.offsets.OffsetLedger), written by the events of that partition, so it moves and
+is restored together with them.
 
 Every write to a Faust table is also a record on its changelog, and an open file is
 rewritten by each of its ~86 partials (48 KB each time). So writes are held in memory,

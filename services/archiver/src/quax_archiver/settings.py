@@ -18,8 +18,13 @@ class ArchiverSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="QUAX_ARCHIVER_", extra="ignore")
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings,
+        description="Kafka connection and topic names (QUAX_KAFKA_*).",
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
+    )
     directory: Path = Field(
         Path("data/archive"),
         description="Root of the Parquet archive (docs/archive.md). One archiver writes it.",

@@ -163,13 +163,14 @@ class ProducerSettings(BaseSettings):
         None, description="Show a progress display; by default when stderr is a terminal."
     )
     kafka: KafkaSettings = Field(
-        default_factory=KafkaSettings, description="Kafka connection and topic names."
+        default_factory=KafkaSettings,
+        description="Kafka connection and topic names (QUAX_KAFKA_*).",
     )
     s3: S3Settings = Field(
         default_factory=S3Settings, description="How to reach the object store (s3 source)."
     )
     logging: LoggingSettings = Field(
-        default_factory=LoggingSettings, description="Log format and level."
+        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
     )
 
     @model_validator(mode="after")
