@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
-from quaxspec.deadletter import MAX_PAYLOAD_BYTES, Source, dead_letter, reason_of
+from quaxspec.deadletter import MAX_PAYLOAD_BYTES, Rejecter, Source, dead_letter, reason_of
 
 
 def _sent(value: bytes | None, reason: str = "bad") -> dict[str, Any]:
@@ -68,3 +69,31 @@ def test_expected_failures_get_their_label_and_others_their_type(
 ) -> None:
     known = [(TooLargeError, "too-large"), (ValueError, "inconsistent")]
     assert reason_of(error, known) == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "label", "reason"),
+    [
+        (KeyError("n_fft"), "undecodable", "'n_fft'"),
+        (ValueError("6 bins"), "inconsistent", "6 bins"),
+        (ZeroDivisionError("x"), "error", "ZeroDivisionError: x"),
+    ],
+)
+def test_a_rejecter_counts_by_label_and_sends_the_reason_once(error, label, reason) -> None:
+    counter = Counter("probe_rejects", "Probe.", ["reason"], registry=CollectorRegistry())
+    sent: list[dict[str, Any]] = []
+
+    async def send(**record: Any) -> None:
+        sent.append(record)
+
+    reject = Rejecter(
+        send=send, service="probe", known=[(KeyError, "undecodable"), (ValueError, "inconsistent")],
+        counter=counter, unforeseen="A probe record could not be used.",
+    )  # fmt: skip
+    asyncio.run(reject(key=b"k", value=b"v", source=Source("t", 0, 9), error=error))
+    assert counter.labels(reason=label)._value.get() == 1
+    (record,) = sent
+    headers = dict(record["headers"])
+    assert headers["quax-reason"] == reason.encode()
+    assert headers["quax-service"] == b"probe"
+    assert headers["quax-source"] == b"t/0/9"

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "REASON_HEADER",
+    "Rejecter",
     "Send",
     "Source",
     "dead_letter",
@@ -95,3 +96,36 @@ async def dead_letter(
         headers.append((LENGTH_HEADER, str(len(value)).encode()))
         value = value[:MAX_PAYLOAD_BYTES]
     await send(key=key, value=value, headers=headers)
+
+
+class _ByReason(Protocol):
+    def labels(self, *, reason: str) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejecter:
+    """What a service does with a record it cannot use.
+
+    The reason comes from the error (``known`` maps the errors a service expects, most
+    specific first, to metric labels; anything else is ``error`` and is logged with its
+    traceback as ``unforeseen``), the rejection is counted by label, and the record goes
+    to the dead-letter topic once.
+    """
+
+    send: Send
+    service: str
+    known: Sequence[tuple[type[Exception], str]]
+    counter: _ByReason
+    unforeseen: str
+
+    async def __call__(
+        self, *, key: bytes | None, value: bytes | None, source: Source, error: Exception
+    ) -> None:
+        """Reject one record."""
+        reason, why = reason_of(error, self.known)
+        if reason == "error":
+            log.exception(self.unforeseen, service=self.service, error=why)
+        self.counter.labels(reason=reason).inc()
+        await dead_letter(
+            self.send, key=key, value=value, reason=why, service=self.service, source=source
+        )

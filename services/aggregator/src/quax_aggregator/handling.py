@@ -18,7 +18,7 @@ import structlog
 
 from quax_aggregator.metrics import AggregatorMetrics, RunSeries
 from quax_aggregator.tables import Tables, file_key
-from quaxspec.deadletter import Send, Source, dead_letter, reason_of
+from quaxspec.deadletter import Rejecter, Send, Source
 from quaxspec.findings import AnalysisConfig
 from quaxspec.limits import MessageTooLargeError, ensure_fits
 from quaxspec.merging import Step, apply_close, apply_partial
@@ -65,6 +65,18 @@ class PartialHandler:
         self._tables = tables
         self._outputs = outputs
         self._metrics = metrics
+        # MessageTooLargeError is a ValueError: it is named first.
+        self._reject = Rejecter(
+            send=outputs.dead,
+            service="aggregator",
+            known=[
+                (MessageDecodeError, "undecodable"),
+                (MessageTooLargeError, "too-large"),
+                (ValueError, "inconsistent"),
+            ],
+            counter=metrics.rejects,
+            unforeseen="A partial could not be merged.",
+        )
         self._run_series = run_series
         self._config = config
         self._late_files = late_files
@@ -100,7 +112,7 @@ class PartialHandler:
                 )  # fmt: skip
             file_message, run_message = self._encode(step)
         except Exception as error:
-            await self._reject(key, value, source, error)
+            await self._reject(key=key, value=value, source=source, error=error)
             return
         await self._emit(step, file_message, run_message)
         self._store(step, message.run_id, message.file_number)
@@ -206,26 +218,6 @@ class PartialHandler:
         if isinstance(message, Partial):
             metrics.partials.inc()
             metrics.slices.inc(int(message.moments.n))
-
-    async def _reject(
-        self, key: bytes | None, value: bytes | None, source: Source, error: Exception
-    ) -> None:
-        # MessageTooLargeError is a ValueError: it is named first.
-        reason, why = reason_of(
-            error,
-            [
-                (MessageDecodeError, "undecodable"),
-                (MessageTooLargeError, "too-large"),
-                (ValueError, "inconsistent"),
-            ],
-        )
-        if reason == "error":
-            log.exception("A partial could not be merged.", error=why)
-        self._metrics.rejects.labels(reason=reason).inc()
-        await dead_letter(
-            self._outputs.dead, key=key, value=value, reason=why, service="aggregator",
-            source=source,
-        )  # fmt: skip
 
 
 class StalledFiles:

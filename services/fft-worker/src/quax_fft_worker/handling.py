@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from quax_fft_worker.metrics import WorkerMetrics
-from quaxspec.deadletter import Send, Source, dead_letter, reason_of
+from quaxspec.deadletter import Rejecter, Send, Source
 from quaxspec.limits import MessageTooLargeError, ensure_fits
 from quaxspec.messages import MessageDecodeError, Partial, RawChunk, SkippedChunk
 from quaxspec.spectrum import NonFiniteSamplesError, SpectrumKernel
@@ -48,6 +48,17 @@ class ChunkHandler:
         self._outputs = outputs
         self._metrics = metrics
         self._max_bytes = max_message_bytes
+        self._rejecter = Rejecter(
+            send=outputs.dead,
+            service="fft-worker",
+            known=[
+                (MessageDecodeError, "undecodable"),
+                (NonFiniteSamplesError, "non-finite"),
+                (MessageTooLargeError, "too-large"),
+            ],
+            counter=metrics.rejects,
+            unforeseen="A raw chunk could not be transformed.",
+        )
 
     async def handle(self, key: bytes | None, value: bytes | None, source: Source) -> None:
         """Transform one raw chunk into a partial, or dead-letter it with the reason.
@@ -87,21 +98,7 @@ class ChunkHandler:
         error: Exception,
         chunk: RawChunk | None,
     ) -> None:
-        reason, why = reason_of(
-            error,
-            [
-                (MessageDecodeError, "undecodable"),
-                (NonFiniteSamplesError, "non-finite"),
-                (MessageTooLargeError, "too-large"),
-            ],
-        )
-        if reason == "error":
-            log.exception("A raw chunk could not be transformed.", error=why)
-        self._metrics.rejects.labels(reason=reason).inc()
-        await dead_letter(
-            self._outputs.dead, key=key, value=value, reason=why, service="fft-worker",
-            source=source,
-        )  # fmt: skip
+        await self._rejecter(key=key, value=value, source=source, error=error)
         if chunk is not None:  # tell the aggregator these slices will not come
             notice = SkippedChunk.of_chunk(chunk)
             await self._outputs.partials(key=chunk.run_id.encode(), value=notice.to_bytes())
