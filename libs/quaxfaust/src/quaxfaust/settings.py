@@ -5,24 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings
 
-from quaxspec.settings import KafkaSettings, LoggingSettings
+from quaxspec.settings import ServiceSettings
 
 __all__ = ["FaustServiceSettings"]
 
 
-class FaustServiceSettings(BaseSettings):
+class FaustServiceSettings(ServiceSettings):
     """Connection, logging, consumer pacing; the app id, metrics port and working directory
     are declared by each service, with its own defaults."""
 
-    kafka: KafkaSettings = Field(
-        default_factory=KafkaSettings,
-        description="Kafka connection and topic names (QUAX_KAFKA_*).",
-    )
-    logging: LoggingSettings = Field(
-        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
-    )
     app_id: str
     metrics_port: int
     data_dir: Path

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quaxspec.topics import MAX_MESSAGE_BYTES, TopicSpec
 
-__all__ = ["KafkaSettings", "LoggingSettings", "S3Location", "S3Settings"]
+__all__ = ["KafkaSettings", "LoggingSettings", "S3Location", "S3Settings", "ServiceSettings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -156,6 +156,19 @@ class LoggingSettings(BaseSettings):
 
     json_format: bool = Field(False, description="One JSON object per line (for deployment).")
     level: str = Field("INFO", description="Minimum level: DEBUG, INFO, WARNING, ERROR.")
+
+
+class ServiceSettings(BaseSettings):
+    """What every service's settings class has: the shared Kafka and logging settings, read
+    from their own prefixes. Each service adds its fields and its prefix."""
+
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings,
+        description="Kafka connection and topic names (QUAX_KAFKA_*).",
+    )
+    logging: LoggingSettings = Field(
+        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
+    )
 
 
 class S3Settings(BaseSettings):

@@ -5,25 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from quaxspec.settings import KafkaSettings, LoggingSettings, S3Settings
+from quaxspec.settings import S3Settings, ServiceSettings
 
 __all__ = ["ApiSettings"]
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(ServiceSettings):
     """Where the API listens, what it keeps in memory and how it feeds WebSocket clients."""
 
     model_config = SettingsConfigDict(env_prefix="QUAX_API_", extra="ignore")
 
-    kafka: KafkaSettings = Field(
-        default_factory=KafkaSettings,
-        description="Kafka connection and topic names (QUAX_KAFKA_*).",
-    )
-    logging: LoggingSettings = Field(
-        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
-    )
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
     port: int = Field(8000, description="Port of the REST API, WebSocket feed and dashboard.")
     recent_files: int = Field(

@@ -6,25 +6,18 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from quaxspec.settings import KafkaSettings, LoggingSettings, S3Location, S3Settings
+from quaxspec.settings import S3Location, S3Settings, ServiceSettings
 
 __all__ = ["ArchiverSettings"]
 
 
-class ArchiverSettings(BaseSettings):
+class ArchiverSettings(ServiceSettings):
     """Where the archive is, how much it buffers, how it reports."""
 
     model_config = SettingsConfigDict(env_prefix="QUAX_ARCHIVER_", extra="ignore")
 
-    kafka: KafkaSettings = Field(
-        default_factory=KafkaSettings,
-        description="Kafka connection and topic names (QUAX_KAFKA_*).",
-    )
-    logging: LoggingSettings = Field(
-        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
-    )
     directory: Path = Field(
         Path("data/archive"),
         description="Root of the Parquet archive (docs/archive.md). One archiver writes it.",

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from quaxspec.daq import (
     DEFAULT_FS,
@@ -16,7 +16,7 @@ from quaxspec.daq import (
 )
 from quaxspec.limits import check_fits
 from quaxspec.progress import RunConfig, Shard
-from quaxspec.settings import KafkaSettings, LoggingSettings, S3Location, S3Settings
+from quaxspec.settings import S3Location, S3Settings, ServiceSettings
 
 __all__ = ["ProducerSettings", "SourceKind", "WatchMethod"]
 
@@ -24,7 +24,7 @@ SourceKind = Literal["synthetic", "directory", "watch", "s3"]
 WatchMethod = Literal["auto", "events", "poll"]
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(ServiceSettings):
     """Where DAQ pairs come from, how they are cut into chunks and how fast they are sent."""
 
     model_config = SettingsConfigDict(env_prefix="QUAX_PRODUCER_", extra="ignore")
@@ -162,15 +162,8 @@ class ProducerSettings(BaseSettings):
     progress: bool | None = Field(
         None, description="Show a progress display; by default when stderr is a terminal."
     )
-    kafka: KafkaSettings = Field(
-        default_factory=KafkaSettings,
-        description="Kafka connection and topic names (QUAX_KAFKA_*).",
-    )
     s3: S3Settings = Field(
         default_factory=S3Settings, description="How to reach the object store (s3 source)."
-    )
-    logging: LoggingSettings = Field(
-        default_factory=LoggingSettings, description="Log format and level (QUAX_LOG_*)."
     )
 
     @model_validator(mode="after")
