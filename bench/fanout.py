@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from localkafka import LocalKafka, free_port  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
-from recording import machine, process_cpu, record  # noqa: E402
-from sustained import PAIR_MB, REAL_TIME_MB_S, _daq_folder, _peak_rss_mb, start_chain  # noqa: E402
+from recording import machine, peak_rss_mib, process_cpu, record  # noqa: E402
+from sustained import PAIR_MB, REAL_TIME_MB_S, daq_folder, start_chain  # noqa: E402
 
 P99_GOAL_S = 0.1
 
@@ -107,13 +107,13 @@ def measure(root: Path, *, clients: int, files: int) -> dict[str, Any]:
             time.sleep(0.2)
         api_cpu, began = process_cpu(api.pid), time.monotonic()
         start_chain(
-            pipe, workers=1, daq=_daq_folder(root, files), files=files, run_id="fanout",
+            pipe, workers=1, daq=daq_folder(root, files), files=files, run_id="fanout",
             mb_per_s=REAL_TIME_MB_S,
         )  # fmt: skip
         listeners.wait(timeout=seconds + 60)
         elapsed = time.monotonic() - began
         api_cores = (process_cpu(api.pid) - api_cpu) / elapsed
-        api_rss = _peak_rss_mb(api.pid)
+        api_rss = peak_rss_mib(api.pid)
     finally:
         pipe.close()
         kafka.run("stop")

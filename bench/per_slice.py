@@ -44,7 +44,7 @@ import reference  # noqa: E402
 from localkafka import LocalKafka  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 from recording import machine, process_cpu, record  # noqa: E402
-from sustained import PAIR_MB, REAL_TIME_MB_S, _daq_folder  # noqa: E402
+from sustained import PAIR_MB, REAL_TIME_MB_S, daq_folder  # noqa: E402
 
 from quaxspec.daq import (  # noqa: E402
     DEFAULT_FS,
@@ -310,7 +310,7 @@ def main(
     """The floor, quax-stream and the per-slice architecture over the same files."""
     with tempfile.TemporaryDirectory(prefix="quax-bench-per-slice-") as scratch:
         root = Path(scratch)
-        daq = _daq_folder(root, files)
+        daq = daq_folder(root, files)
         rows = [measure_floor(root, daq, files)]
         kafka = LocalKafka.fresh(root / "kafka")
         kafka.run("start")

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from localkafka import LocalKafka  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
 from recording import machine, record  # noqa: E402
-from sustained import PAIR_MB, WARMUP_S, _daq_folder, start_chain  # noqa: E402
+from sustained import PAIR_MB, WARMUP_S, daq_folder, start_chain  # noqa: E402
 
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 OUT = ROOT / "bench" / "results" / "profiles"
@@ -78,7 +78,7 @@ def main(
         kafka.run("start")
         pipe = Pipeline(kafka, root / "chain")
         try:
-            daq = _daq_folder(root, files)
+            daq = daq_folder(root, files)
             start_chain(pipe, workers=workers, daq=daq, files=files, run_id="profile",
                         mb_per_s=rate)  # fmt: skip
             time.sleep(WARMUP_S)

@@ -36,6 +36,14 @@ def rss_mib(pid: int) -> float:
     raise ValueError(f"no VmRSS for {pid}")
 
 
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory of a process so far (MiB, VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmHWM for {pid}")
+
+
 def record(name: str, title: str, table: str, results: object) -> None:
     """Write raw results to bench/results/<name>.json and ``table`` into docs/benchmarks.md.
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from localkafka import LocalKafka  # noqa: E402
 from pipeline import Pipeline  # noqa: E402
-from recording import machine, process_cpu, record  # noqa: E402
+from recording import machine, peak_rss_mib, process_cpu, record  # noqa: E402
 
 from quaxspec.daq import DEFAULT_N_SAMPLES, pair_paths, write_pair  # noqa: E402
 from quaxspec.spectra import FileSpectrum  # noqa: E402
@@ -57,13 +57,6 @@ DISTINCT_PAIRS = 6
 WARMUP_S = 20.0
 
 app = typer.Typer(add_completion=False)
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Window:
@@ -89,7 +82,7 @@ class Window:
         return self.cores
 
 
-def _daq_folder(root: Path, files: int) -> Path:
+def daq_folder(root: Path, files: int) -> Path:
     """``files`` pairs: links to DISTINCT_PAIRS pairs written once."""
     distinct, folder = root / "distinct", root / "daq"
     if not distinct.exists():
@@ -165,7 +158,7 @@ def run_chain(
     The chain is stopped when the window ends: what comes out after it is not measured.
     """
     files = int(mb_per_s * (seconds + WARMUP_S + 30) / PAIR_MB) + 2
-    daq = _daq_folder(root, files)
+    daq = daq_folder(root, files)
     pipe = Pipeline(kafka, root / name, **(env or {}))
     try:
         started, wall_start = start_chain(
@@ -175,7 +168,7 @@ def run_chain(
         pids = {"broker": kafka.pid, **{n: p.pid for n, p in pipe.processes.items()}}
         window = Window(pids, started + WARMUP_S, seconds)
         cores = window.result()
-        rss = {n: _peak_rss_mb(pid) for n, pid in pids.items()}
+        rss = {n: peak_rss_mib(pid) for n, pid in pids.items()}
         for name_, process in pipe.processes.items():  # the producer still had files to send
             assert process.poll() is None, f"{name_} ended early:\n{pipe.log(name_)}"
         emitted = sorted(
