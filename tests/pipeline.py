@@ -13,6 +13,8 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -342,3 +344,21 @@ class Pipeline:
                 if run is None or run.files < len(outputs.run_files(run_id)):
                     return False
         return len(outputs.deadletters) >= deadletters
+
+
+@contextmanager
+def streaming(
+    kafka: LocalKafka, root: Path, workers: Sequence[str] = ("fft-worker",), **env: str
+) -> Iterator[Pipeline]:
+    """A Pipeline with its aggregator and the FFT workers named ``workers`` running.
+
+    Every process it started is stopped on leaving, also when a start fails.
+    """
+    pipe = Pipeline(kafka, root, **env)
+    try:
+        pipe.start_aggregator()
+        for name in workers:
+            pipe.start_worker(name)
+        yield pipe
+    finally:
+        pipe.close()

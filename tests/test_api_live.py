@@ -15,7 +15,7 @@ import pytest
 import websockets
 from aiokafka import AIOKafkaProducer
 from localkafka import LocalKafka, free_port
-from pipeline import Pipeline
+from pipeline import Pipeline, streaming
 
 from quaxspec.spectra import FileSpectrum
 from quaxspec.topics import MAX_MESSAGE_BYTES, RUNS, SPECTRA
@@ -35,11 +35,8 @@ def producer_options(run_id: str, files: int = FILES) -> list[str]:
 
 @pytest.fixture(scope="module")
 def live(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    pipe = Pipeline(kafka, tmp_path_factory.mktemp("api"), QUAX_API_CLIENT_QUEUE="4")
-    pipe.start_aggregator()
-    pipe.start_worker()
-    yield pipe
-    pipe.close()
+    with streaming(kafka, tmp_path_factory.mktemp("api"), QUAX_API_CLIENT_QUEUE="4") as pipe:
+        yield pipe
 
 
 async def _listen(url: str, count: int, *, timeout: float = 120) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
 from localkafka import LocalKafka, free_port
 from nbclient import NotebookClient
-from pipeline import Pipeline
+from pipeline import Pipeline, streaming
 from pyarrow.fs import FileType
 
 from quaxspec.archive import (
@@ -51,11 +52,8 @@ FS = 2.0e6
 
 @pytest.fixture(scope="module")
 def pipeline(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    pipe = Pipeline(kafka, tmp_path_factory.mktemp("archive"))
-    pipe.start_aggregator()
-    pipe.start_worker()
-    yield pipe
-    pipe.close()
+    with streaming(kafka, tmp_path_factory.mktemp("archive")) as pipe:
+        yield pipe
 
 
 def _produce(pipeline: Pipeline, run_id: str, seed: int, files: int, seconds: str) -> None:
@@ -115,6 +113,34 @@ def _flushed(pipeline: Pipeline, name: str, since: int, timeout: float = 10) -> 
     return True
 
 
+def _kill_again_and_again(
+    pipeline: Pipeline,
+    name: str,
+    env: dict[str, str],
+    producer: subprocess.Popen[bytes],
+    *,
+    at_least: int,
+    seed: int,
+) -> int:
+    """Start and SIGKILL the archiver ``name`` until the producer is done and ``at_least`` kills.
+
+    While the run streams, each start is killed soon after its first flush, so that the kills
+    cut a flushing archiver however slow the machine; afterwards, at any time. The number of
+    kills is returned.
+    """
+    chance, kills = random.Random(seed), 0
+    while producer.poll() is None or kills < at_least:
+        log_size = _log_size(pipeline, name)
+        pipeline.start_archiver(name, **env)
+        if producer.poll() is None and _flushed(pipeline, name, log_size):
+            time.sleep(chance.uniform(0.0, 0.5))
+        else:
+            time.sleep(chance.uniform(0.3, 2.5))
+        pipeline.kill(name)
+        kills += 1
+    return kills
+
+
 def _check_archive_equals_the_topic(
     pipeline: Pipeline, directory: Path | ArchiveLocation, run_id: str
 ) -> None:
@@ -172,29 +198,17 @@ def test_the_archive_holds_every_emitted_record_and_rebuilds_the_run(pipeline):
 
 def test_an_archiver_killed_again_and_again_leaves_no_gap_and_no_duplicate(pipeline):
     directory = pipeline.root / "archive"
-    files, kills = 24, 0
+    files = 24
     _produce(pipeline, "arch-K", seed=12, files=files, seconds="0.4")
-    chance = random.Random(13)
     producer = pipeline.processes["producer-arch-K"]
-    while producer.poll() is None or kills < 6:
-        # flushes every 0.2 s: a kill lands while reading, writing or renaming. While the run
-        # streams, each start is killed soon after its first flush (so that the kills cut a
-        # flushing archiver, however slow the machine); afterwards, at any time.
-        log_size = _log_size(pipeline, "archiver")
-        pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.2")
-        if producer.poll() is None and _flushed(pipeline, "archiver", log_size):
-            time.sleep(chance.uniform(0.0, 0.5))
-        else:
-            time.sleep(chance.uniform(0.3, 2.5))
-        pipeline.kill("archiver")
-        kills += 1
+    env = {"QUAX_ARCHIVER_ROLL_SECONDS": "0.2"}  # a kill lands while reading, writing or renaming
+    kills = _kill_again_and_again(pipeline, "archiver", env, producer, at_least=6, seed=13)
     assert producer.wait() == 0, pipeline.log("producer-arch-K")
     pipeline.collect({"arch-K": files})
-    pipeline.start_archiver(QUAX_ARCHIVER_ROLL_SECONDS="0.2")
+    pipeline.start_archiver(**env)
     _wait_archived(pipeline, directory)
     pipeline.stop("archiver")
 
-    assert kills >= 6
     starts = (pipeline.root / "archiver.log").read_text().split('"event": "Archiving."')
     killed = starts[-kills - 1 : -1]  # the log of each start that was killed
     assert sum("Flushed to the archive." in start for start in killed) >= 3  # mid-stream kills
@@ -214,19 +228,10 @@ def test_an_archive_in_an_object_store_killed_again_and_again_is_exact(pipeline,
         "QUAX_ARCHIVER_GROUP_ID": f"{pipeline.prefix}archiver-s3",
         "QUAX_ARCHIVER_ROLL_SECONDS": "0.3",
     }
-    files, kills = 16, 0
+    files = 16
     _produce(pipeline, "arch-S", seed=14, files=files, seconds="0.4")
-    chance = random.Random(15)
     producer = pipeline.processes["producer-arch-S"]
-    while producer.poll() is None or kills < 5:
-        log_size = _log_size(pipeline, "archiver-s3")
-        pipeline.start_archiver("archiver-s3", **env)
-        if producer.poll() is None and _flushed(pipeline, "archiver-s3", log_size):
-            time.sleep(chance.uniform(0.0, 0.5))
-        else:
-            time.sleep(chance.uniform(0.5, 2.5))
-        pipeline.kill("archiver-s3")
-        kills += 1
+    kills = _kill_again_and_again(pipeline, "archiver-s3", env, producer, at_least=5, seed=15)
     assert producer.wait() == 0, pipeline.log("producer-arch-S")
     pipeline.collect({"arch-S": files})
     pipeline.start_archiver("archiver-s3", **env)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from localkafka import LocalKafka, free_port
-from pipeline import Pipeline
+from pipeline import Pipeline, streaming
 from playwright.sync_api import Page, sync_playwright
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.browser]
@@ -34,32 +34,30 @@ CANVASES_DRAWN = """() => [...document.querySelectorAll('canvas')].map(c => {
 def page(
     kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Page, list[str], Pipeline]]:
-    pipe = Pipeline(kafka, tmp_path_factory.mktemp("dashboard"))
-    pipe.start_aggregator()
-    pipe.start_worker()
-    port = free_port()
-    pipe.start_api(port=port)
-    pipe.start("producer", "quax-producer", "run", "--source", "synthetic", "--run-id", "dash",
-               "--samples-per-file", str(3072 * 400), "--files", str(FILES),
-               "--line-strength", "3", "--line-frequency-hz", str(LINE_HZ),
-               "--seconds-per-pair", "1.5")  # fmt: skip
-    pipe.collect({"dash": 2}, timeout=120)
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        tab = browser.new_page(viewport={"width": 1600, "height": 1300})
-        tab.on(
-            "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
-        )
-        tab.on("pageerror", lambda error: problems.append(str(error)))
-        tab.goto(f"http://127.0.0.1:{port}/#run=dash")
-        yield tab, problems, pipe
-        browser.close()
-    pipe.close()
+    with streaming(kafka, tmp_path_factory.mktemp("dashboard")) as pipe:
+        port = free_port()
+        pipe.start_api(port=port)
+        pipe.start("producer", "quax-producer", "run", "--source", "synthetic", "--run-id", "dash",
+                   "--samples-per-file", str(3072 * 400), "--files", str(FILES),
+                   "--line-strength", "3", "--line-frequency-hz", str(LINE_HZ),
+                   "--seconds-per-pair", "1.5")  # fmt: skip
+        pipe.collect({"dash": 2}, timeout=120)
+        problems: list[str] = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )  # fmt: skip
+            tab = browser.new_page(viewport={"width": 1600, "height": 1300})
+            tab.on(
+                "console",
+                lambda m: problems.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            tab.on("pageerror", lambda error: problems.append(str(error)))
+            tab.goto(f"http://127.0.0.1:{port}/#run=dash")
+            yield tab, problems, pipe
+            browser.close()
 
 
 def test_the_dashboard_draws_real_data_without_errors(page):

@@ -19,7 +19,7 @@ import pytest
 import reference
 from aiokafka import AIOKafkaProducer
 from localkafka import LocalKafka
-from pipeline import Outputs, Pipeline
+from pipeline import Outputs, Pipeline, streaming
 
 from quaxspec.daq import DaqRecord, pair_paths, write_pair
 from quaxspec.messages import RawChunk
@@ -90,14 +90,13 @@ def check_synthetic_run(
 @pytest.fixture(scope="module")
 def pipeline(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """Two FFT workers and an aggregator, shared by the tests that inject no process fault."""
-    pipe = Pipeline(
-        kafka, tmp_path_factory.mktemp("pipeline"), QUAX_AGGREGATOR_FILE_TIMEOUT_SECONDS="8"
-    )
-    pipe.start_aggregator()
-    pipe.start_worker("fft-worker-1")
-    pipe.start_worker("fft-worker-2")
-    yield pipe
-    pipe.close()
+    with streaming(
+        kafka,
+        tmp_path_factory.mktemp("pipeline"),
+        workers=("fft-worker-1", "fft-worker-2"),
+        QUAX_AGGREGATOR_FILE_TIMEOUT_SECONDS="8",
+    ) as pipe:
+        yield pipe
 
 
 def test_two_runs_at_once_give_exact_file_and_run_spectra_and_find_the_line(pipeline):

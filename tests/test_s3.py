@@ -15,7 +15,7 @@ import pytest
 import reference
 from localkafka import LocalKafka
 from objectstore import LocalS3
-from pipeline import Pipeline
+from pipeline import Pipeline, streaming
 
 from quaxspec.daq import write_pair
 from quaxspec.messages import RawChunk
@@ -31,11 +31,8 @@ CHUNKS_PER_FILE = 3
 
 @pytest.fixture(scope="module")
 def pipeline(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    pipe = Pipeline(kafka, tmp_path_factory.mktemp("s3-pipeline"))
-    pipe.start_aggregator()
-    pipe.start_worker()
-    yield pipe
-    pipe.close()
+    with streaming(kafka, tmp_path_factory.mktemp("s3-pipeline")) as pipe:
+        yield pipe
 
 
 def _daq_files(pipeline: Pipeline, s3: LocalS3, name: str, files: int, seed: int):
