@@ -150,6 +150,26 @@ def test_resuming_reads_a_files_fingerprint_and_the_first_time_from_the_bucket(t
     assert settings.source_identity == f"s3:{s3.endpoint}:s3://resume/daq/run1/"
 
 
+async def test_a_start_that_names_a_new_run_lists_the_prefix_once(tmp_path, s3):
+    _, url = _fill(tmp_path, s3, "listed-once")
+    source = open_source(ProducerSettings(source="s3", bucket_url=url, s3=s3.settings()))
+    assert source.bucket is not None
+    source.bucket._page_size = 3  # several pages
+    requests: list[str] = []
+    source.bucket._client.meta.events.register(
+        "before-call.s3.ListObjectsV2", lambda **_: requests.append("list")
+    )
+    source.bucket.scan()
+    pages, requests[:] = len(requests), []
+
+    source.first_time()
+    items = await _collect(source.items(skip=lambda number: False))
+
+    assert [r.number for r in items if isinstance(r, DaqRecord)] == [1, 3, 4, 7, 10, 12]
+    assert pages > 1
+    assert len(requests) == pages  # one listing: not one to name the run and one to stream it
+
+
 async def test_credentials_and_endpoint_come_the_standard_aws_ways(tmp_path, s3, monkeypatch):
     _, url = _fill(tmp_path, s3, "standard-ways")
     credentials = tmp_path / "credentials"

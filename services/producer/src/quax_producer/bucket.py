@@ -82,6 +82,17 @@ class Bucket:
         self.location = location
         self._client = _client(settings)
         self._page_size = page_size  # keys per listing request (1000 is S3's most)
+        self._listing: BucketScan | None = None
+
+    def listing(self) -> BucketScan:
+        """The prefix's pairs as listed the first time this is called (one attempt).
+
+        The s3 source replays a finished prefix, so naming a new run after its first pair and
+        streaming its pairs read one listing: a prefix of 10⁵ objects is 100 requests a start.
+        """
+        if self._listing is None:
+            self._listing = self.scan()
+        return self._listing
 
     def scan(self) -> BucketScan:
         """List the prefix (every page) and pair what is there."""
@@ -150,7 +161,7 @@ class Bucket:
 
     def first_time(self, first_file: int) -> float | None:
         """When the first pair from ``first_file`` on was written; None if there is none."""
-        scan = _patiently_blocking(self.scan, doing="listing")
+        scan = _patiently_blocking(self.listing, doing="listing")
         return next((p.modified for p in scan.pairs if p.number >= first_file), None)
 
     def _get(self, key: str) -> bytes:
@@ -192,7 +203,7 @@ async def bucket_source(
             reason = f"unreadable ({_code(error)}: {message})"
             return BadPair(error=DaqFileError(url, reason), reason="invalid", number=pair.number)
 
-    scan = await patiently(bucket.scan, "listing")
+    scan = await patiently(bucket.listing, "listing")
     for problem in scan.problems:
         yield BadPair(error=problem, reason="unpaired")
     pairs = [pair for pair in scan.pairs if pair.number >= first_file]
