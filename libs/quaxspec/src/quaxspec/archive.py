@@ -361,16 +361,15 @@ class ArchiveReader:
         return self.location.path(RUNS_DIR, _run_segment(run_id), STATE_FILE)
 
     def _spectra(self, run_id: str) -> ds.Dataset | None:
+        """The run's Parquet parts as one dataset, from one listing; None if it has none."""
         directory = self.location.path(SPECTRA_DIR, _run_segment(run_id))
-        if not any(i.path.endswith(".parquet") for i in self._parts(directory)):
+        parts = sorted(
+            i.path
+            for i in self.location.below(directory)
+            if i.path.endswith(".parquet") and not i.base_name.startswith((".", "_"))
+        )
+        if not parts:
             return None
         return ds.dataset(
-            directory,
-            schema=FILE_COLUMNS,
-            format="parquet",
-            filesystem=self.location.filesystem,
+            parts, schema=FILE_COLUMNS, format="parquet", filesystem=self.location.filesystem
         )
-
-    def _parts(self, directory: str) -> list[pafs.FileInfo]:
-        """The Parquet files a dataset of ``directory`` reads (not hidden ones)."""
-        return [i for i in self.location.below(directory) if not i.base_name.startswith((".", "_"))]
