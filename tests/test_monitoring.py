@@ -58,6 +58,7 @@ LIVE_QUIET = {
     "QuaxBadDaqPairs",
     "QuaxRadiometerOutOfBand",
     "QuaxArchiveBehind",
+    "QuaxArchiveRecordsLost",
 }
 
 
