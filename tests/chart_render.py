@@ -72,6 +72,16 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "producer.s3.existingSecret=quax-s3",
         ),
     ),
+    "archive-s3": (
+        (),
+        (
+            "archiver.s3.url=s3://quax-archive/lab",
+            "archiver.s3.endpointUrl=http://seaweedfs.storage:8333",
+            "archiver.s3.addressingStyle=path",
+            "archiver.s3.existingSecret=quax-s3",
+            "api.archive.enabled=true",
+        ),
+    ),
     "producer-watch-hostpath": (
         (),
         (

@@ -218,6 +218,8 @@ def test_a_directory_source_needs_its_data() -> None:
     assert "producer.source s3 reads a bucket: set producer.s3.bucketUrl" in error
     error = render_error(sets=("producer.source=s3", "producer.s3.bucketUrl=http://x/y"))
     assert "at '/producer/s3/bucketUrl': 'http://x/y' does not match pattern" in error
+    error = render_error(sets=("archiver.s3.url=quax-archive/lab",))
+    assert "at '/archiver/s3/url': 'quax-archive/lab' does not match pattern" in error
 
 
 def test_an_s3_source_is_a_replay_job_with_its_store_and_credentials_and_no_volume() -> None:
@@ -241,6 +243,82 @@ def test_an_s3_source_is_a_replay_job_with_its_store_and_credentials_and_no_volu
     assert (settings.source, settings.bucket_url) == ("s3", "s3://quax/daq/run42")
     assert settings.s3.endpoint_url == "http://seaweedfs.storage:8333"
     assert settings.s3.addressing_style == "path"
+
+
+def test_an_archive_in_an_object_store_has_no_volume_and_the_api_reads_the_same_prefix() -> None:
+    rendered = scenario("archive-s3")
+    archiver, api = rendered.workload("archiver"), rendered.workload("api")
+    assert "volumeClaimTemplates" not in archiver["spec"]
+    containers_of = {"archiver": service_container(rendered, "archiver")}
+    containers_of["api"] = service_container(rendered, "api")
+    written = settings_from(ArchiverSettings, rendered.env(containers_of["archiver"]))
+    read = settings_from(ApiSettings, rendered.env(containers_of["api"]))
+    assert written.s3_url == read.archive_s3_url == "s3://quax-archive/lab"
+    assert read.archive_directory is None
+    for store in (written.s3, read.s3):
+        assert store.endpoint_url == "http://seaweedfs.storage:8333"
+        assert store.addressing_style == "path"
+    for workload, name in ((archiver, "archiver"), (api, "api")):
+        container = containers_of[name]
+        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+        assert set(volumes) == {"tmp", "s3-credentials"}, name
+        assert volumes["s3-credentials"]["secret"]["secretName"] == "quax-s3"
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/etc/quax/s3"]["readOnly"] is True
+        assert rendered.env(container)["AWS_SHARED_CREDENTIALS_FILE"] == "/etc/quax/s3/credentials"
+
+
+@pytest.mark.s3
+def test_the_archive_env_the_chart_renders_reaches_a_real_store(s3, tmp_path: Path) -> None:
+    """The archiver's and the API's ConfigMaps of the archive-s3 mode, with the endpoint and
+    the mounted credentials file pointed at a real store (SeaweedFS): what the archiver writes
+    there, the API's settings read back. pyarrow's S3 client (the AWS SDK for C++) finds the
+    keys through AWS_SHARED_CREDENTIALS_FILE alone."""
+    s3.bucket("quax-archive")
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[default]\naws_access_key_id = {s3.access_key}\naws_secret_access_key = {s3.secret_key}\n"
+    )
+    rendered = scenario("archive-s3")
+
+    def run(component: str, script: str) -> str:
+        env = rendered.env(service_container(rendered, component))
+        assert env.pop("AWS_SHARED_CREDENTIALS_FILE") == "/etc/quax/s3/credentials"
+        env |= {
+            "QUAX_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "HOME": str(tmp_path),
+            "PATH": os.environ["PATH"],
+        }
+        done = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "-c", script],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run(
+        "archiver",
+        "from quax_archiver.settings import ArchiverSettings\n"
+        "from quaxspec.archive import open_archive\n"
+        "s = ArchiverSettings()\n"
+        "place = open_archive(s.s3_url, s.s3)\n"
+        "with place.filesystem.open_output_stream(place.path('probe')) as out:\n"
+        "    out.write(b'written by the archiver')\n",
+    )
+    read = run(
+        "api",
+        "from quax_api.settings import ApiSettings\n"
+        "from quaxspec.archive import open_archive\n"
+        "s = ApiSettings()\n"
+        "place = open_archive(s.archive_s3_url, s.s3)\n"
+        "with place.filesystem.open_input_stream(place.path('probe')) as stream:\n"
+        "    print(stream.read().decode())\n",
+    )
+    assert read.strip() == "written by the archiver"
+    listed = s3.client().list_objects_v2(Bucket="quax-archive", Prefix="lab/")
+    assert [o["Key"] for o in listed["Contents"]] == ["lab/probe"]
 
 
 # Strict schemas and the linter -----------------------------------------------------------------
@@ -370,10 +448,13 @@ def test_service_env_is_made_of_settings_fields(name: str, component: str) -> No
         assert settings.store == "rocksdb://"
         (template,) = workload["spec"]["volumeClaimTemplates"]
         assert mounts[str(settings.data_dir)] == template["metadata"]["name"]
-    if component == "archiver":
+    if component == "archiver" and settings.s3_url is None:
         (template,) = workload["spec"]["volumeClaimTemplates"]
         (on_claim,) = [p for p, volume in mounts.items() if volume == template["metadata"]["name"]]
         assert settings.directory.is_relative_to(on_claim)
+    if component == "archiver" and settings.s3_url is not None:
+        assert settings.s3_url == rendered_values(name)["archiver"]["s3"]["url"]
+        assert "volumeClaimTemplates" not in workload["spec"]
     if component == "fft-worker":
         assert str(settings.data_dir).startswith("/tmp/")
         assert settings.app_id == rendered_values(name)["fftWorker"]["appId"]
@@ -449,8 +530,8 @@ def test_values_schema_settings_are_the_settings_fields() -> None:
         "producer": {"source", "directory", "bucket_url", "metrics_port"},
         "fftWorker": {"app_id", "metrics_port", "data_dir"},
         "aggregator": {"app_id", "store", "data_dir", "metrics_port", "upstream_group"},
-        "api": {"host", "port", "archive_directory"},
-        "archiver": {"directory", "group_id", "metrics_port"},
+        "api": {"host", "port", "archive_directory", "archive_s3_url"},
+        "archiver": {"directory", "s3_url", "group_id", "metrics_port"},
     }
     classes = {
         "producer": ProducerSettings,

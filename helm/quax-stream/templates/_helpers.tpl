@@ -383,3 +383,54 @@ Whether the API mounts the archiver's volume and serves archived runs from it: "
 {{- define "quax-stream.apiReadsArchive" -}}
 {{- if and .Values.api.enabled .Values.archiver.enabled .Values.api.archive.enabled -}}true{{- end -}}
 {{- end }}
+
+{{/*
+Whether the archive is kept in an object store (archiver.s3.url) rather than on the
+archiver's volume: "true" or "".
+*/}}
+{{- define "quax-stream.archiveInS3" -}}
+{{- if .Values.archiver.s3.url -}}true{{- end -}}
+{{- end }}
+
+{{/*
+How a service reaches an object store, as ConfigMap data (QUAX_S3_*), from a values block
+with endpointUrl, addressingStyle, region and existingSecret (producer.s3, archiver.s3).
+*/}}
+{{- define "quax-stream.s3Env" -}}
+QUAX_S3_ADDRESSING_STYLE: {{ .addressingStyle | quote }}
+{{- with .endpointUrl }}
+QUAX_S3_ENDPOINT_URL: {{ . | quote }}
+{{- end }}
+{{- with .region }}
+QUAX_S3_REGION: {{ . | quote }}
+{{- end }}
+{{- if .existingSecret }}
+# The keys as a file (an AWS shared credentials file), not as environment variables.
+AWS_SHARED_CREDENTIALS_FILE: /etc/quax/s3/credentials
+{{- end }}
+{{- end }}
+
+{{/*
+The mount of the object store's credentials file (an s3 block with existingSecret), or nothing.
+*/}}
+{{- define "quax-stream.s3Mounts" -}}
+{{- if .existingSecret }}
+- name: s3-credentials
+  mountPath: /etc/quax/s3
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The volume of the object store's credentials: the Secret's key `credentials`, or nothing.
+*/}}
+{{- define "quax-stream.s3Volumes" -}}
+{{- if .existingSecret }}
+- name: s3-credentials
+  secret:
+    secretName: {{ .existingSecret }}
+    items:
+      - key: credentials
+        path: credentials
+{{- end }}
+{{- end }}

@@ -5,7 +5,7 @@ DAQ) and its Job (a replay): see quax-stream.producerKind.
 {{- define "quax-stream.producerPod" -}}
 {{- $values := .Values.producer }}
 {{- $ctx := dict "root" . "values" $values "component" "producer" }}
-{{- $s3Secret := and (eq $values.source "s3") $values.s3.existingSecret }}
+{{- $s3 := eq $values.source "s3" }}
 {{- $folder := has $values.source (list "directory" "watch") }}
 {{- include "quax-stream.podCommon" $ctx | nindent 0 }}
 terminationGracePeriodSeconds: {{ $values.terminationGracePeriodSeconds }}
@@ -57,10 +57,8 @@ containers:
         subPath: {{ . }}
         {{- end }}
       {{- end }}
-      {{- if $s3Secret }}
-      - name: s3-credentials
-        mountPath: /etc/quax/s3
-        readOnly: true
+      {{- with and $s3 (include "quax-stream.s3Mounts" $values.s3) }}
+      {{- . | nindent 6 }}
       {{- end }}
       {{- include "quax-stream.kafka.authMounts" $ctx | nindent 6 }}
 volumes:
@@ -68,13 +66,8 @@ volumes:
     emptyDir:
       sizeLimit: 256Mi
   {{- include "quax-stream.kafka.authVolumes" $ctx | nindent 2 }}
-  {{- if $s3Secret }}
-  - name: s3-credentials
-    secret:
-      secretName: {{ $values.s3.existingSecret }}
-      items:
-        - key: credentials
-          path: credentials
+  {{- with and $s3 (include "quax-stream.s3Volumes" $values.s3) }}
+  {{- . | nindent 2 }}
   {{- end }}
   {{- if $folder }}
   - name: daq
