@@ -157,8 +157,14 @@ class LocalS3:
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
     def bucket(self, name: str) -> str:
-        """Create a bucket; its name."""
-        self.client().create_bucket(Bucket=name)
+        """Create a bucket unless this session's store has it already; its name.
+
+        The store lives for the whole session, so tests that share a bucket name (the
+        chart's archive-s3 mode names quax-archive) may each ask for it.
+        """
+        client = self.client()
+        if name not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+            client.create_bucket(Bucket=name)
         return name
 
     def upload_pairs(self, directory: Path, numbers: range | list[int], url: str) -> None:
