@@ -88,7 +88,7 @@ class Bucket:
         """The prefix's pairs as listed the first time this is called (one attempt).
 
         The s3 source replays a finished prefix, so naming a new run after its first pair and
-        streaming its pairs read one listing: a prefix of 10⁵ objects is 100 requests a start.
+        streaming its pairs share one listing (listing 10⁵ objects takes 100 requests).
         """
         if self._listing is None:
             self._listing = self.scan()
