@@ -247,10 +247,8 @@ def test_an_s3_source_is_a_replay_job_with_its_store_and_credentials_and_no_volu
 
 def test_an_archive_in_an_object_store_has_no_volume_and_the_api_reads_the_same_prefix() -> None:
     rendered = scenario("archive-s3")
-    archiver, api = rendered.workload("archiver"), rendered.workload("api")
-    assert "volumeClaimTemplates" not in archiver["spec"]
-    containers_of = {"archiver": service_container(rendered, "archiver")}
-    containers_of["api"] = service_container(rendered, "api")
+    assert "volumeClaimTemplates" not in rendered.workload("archiver")["spec"]
+    containers_of = {name: service_container(rendered, name) for name in ("archiver", "api")}
     written = settings_from(ArchiverSettings, rendered.env(containers_of["archiver"]))
     read = settings_from(ApiSettings, rendered.env(containers_of["api"]))
     assert written.s3_url == read.archive_s3_url == "s3://quax-archive/lab"
@@ -258,9 +256,8 @@ def test_an_archive_in_an_object_store_has_no_volume_and_the_api_reads_the_same_
     for store in (written.s3, read.s3):
         assert store.endpoint_url == "http://seaweedfs.storage:8333"
         assert store.addressing_style == "path"
-    for workload, name in ((archiver, "archiver"), (api, "api")):
-        container = containers_of[name]
-        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+    for name, container in containers_of.items():
+        volumes = {v["name"]: v for v in pod_spec(rendered.workload(name))["volumes"]}
         assert set(volumes) == {"tmp", "s3-credentials"}, name
         assert volumes["s3-credentials"]["secret"]["secretName"] == "quax-s3"
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
@@ -448,13 +445,13 @@ def test_service_env_is_made_of_settings_fields(name: str, component: str) -> No
         assert settings.store == "rocksdb://"
         (template,) = workload["spec"]["volumeClaimTemplates"]
         assert mounts[str(settings.data_dir)] == template["metadata"]["name"]
-    if component == "archiver" and settings.s3_url is None:
-        (template,) = workload["spec"]["volumeClaimTemplates"]
-        (on_claim,) = [p for p, volume in mounts.items() if volume == template["metadata"]["name"]]
-        assert settings.directory.is_relative_to(on_claim)
     if component == "archiver" and settings.s3_url is not None:
         assert settings.s3_url == rendered_values(name)["archiver"]["s3"]["url"]
         assert "volumeClaimTemplates" not in workload["spec"]
+    elif component == "archiver":
+        (template,) = workload["spec"]["volumeClaimTemplates"]
+        (on_claim,) = [p for p, volume in mounts.items() if volume == template["metadata"]["name"]]
+        assert settings.directory.is_relative_to(on_claim)
     if component == "fft-worker":
         assert str(settings.data_dir).startswith("/tmp/")
         assert settings.app_id == rendered_values(name)["fftWorker"]["appId"]
